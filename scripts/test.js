@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// `npm test`: runs every *.test.ts under src/ and test/ with node's own test runner.
+// With TEST_DATABASE_URL (a server where the user may CREATE DATABASE), tests use it; without,
+// an embedded PostgreSQL is started for the run and removed after. Each test file creates its
+// own database on that server, so files run in parallel without seeing each other's rows.
+// Arguments: file paths or substrings to select test files (e.g. `npm test -- time`).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { register } from 'tsx/esm/api';
+
+register();
+
+function findTests(dir, out = []) {
+  if (!fs.existsSync(dir)) return out;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() && e.name !== 'node_modules') findTests(p, out);
+    else if (e.isFile() && e.name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+let files = [...findTests('src'), ...findTests('test')].sort();
+if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
+if (!files.length) {
+  console.error('no test files match', filters.join(' '));
+  process.exit(2);
+}
+
+let embedded;
+const env = { ...process.env };
+if (!env.TEST_DATABASE_URL) {
+  const { startEmbedded } = await import('../src/db/embedded.ts');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shipclock-test-pg-'));
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`# starting embedded PostgreSQL in ${dir}`);
+  embedded = await startEmbedded(dir, { persistent: false });
+  env.TEST_DATABASE_URL = embedded.url.replace(/\/shipclock$/, '/postgres');
+}
+
+const concurrency = process.env.TEST_CONCURRENCY || '2';
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
+const stop = async () => { if (embedded) await embedded.stop().catch(() => {}); };
+process.on('SIGINT', () => child.kill('SIGINT'));
+process.on('SIGTERM', () => child.kill('SIGTERM'));
+child.on('exit', async (code, signal) => {
+  await stop();
+  process.exit(code ?? (signal ? 1 : 0));
+});
