@@ -197,7 +197,7 @@ async function describeService(ecs: ECSClient, ctx: ProviderContext<EcsTarget>):
 
 /**
  * The ECS deployment a previous, interrupted start of this shipclock deployment created, if any:
- * the one whose task definition the ref recorded, else the earliest created at/after startedAt.
+ * the PRIMARY one running the task definition the ref recorded, else one created around startedAt.
  */
 function findOurs(svc: Service, ctx: ProviderContext<EcsTarget>): Deployment | undefined {
   const deps = svc.deployments ?? [];
@@ -206,10 +206,14 @@ function findOurs(svc: Service, ctx: ProviderContext<EcsTarget>): Deployment | u
     const primary = deps.find((d) => d.status === 'PRIMARY' && d.taskDefinition === wantTd);
     if (primary) return primary;
   }
-  const since = ctx.deployment.startedAt.getTime() - RECOVER_CLOCK_SKEW_MS;
-  return deps
-    .filter((d) => d.createdAt && d.createdAt.getTime() >= since)
-    .sort((a, b) => a.createdAt!.getTime() - b.createdAt!.getTime())[0];
+  // The first deployment created at/after startedAt; failing that, the last one created within
+  // the clock-skew allowance before it.
+  const startedAt = ctx.deployment.startedAt.getTime();
+  const dated = deps.filter((d) => d.createdAt);
+  const at = (d: Deployment) => d.createdAt!.getTime();
+  const after = dated.filter((d) => at(d) >= startedAt).sort((a, b) => at(a) - at(b));
+  if (after.length) return after[0];
+  return dated.filter((d) => at(d) >= startedAt - RECOVER_CLOCK_SKEW_MS).sort((a, b) => at(b) - at(a))[0];
 }
 
 /** Maps an SDK error to a StepResult; secrets are redacted from every message. */
