@@ -1,0 +1,217 @@
+/**
+ * The browser's client for the shipclock API v1 (see SPEC.md, "API contract v1"). One `request`
+ * function adds the bearer token and turns `{error:{code,message,field?}}` answers into ApiError,
+ * so forms can put the message on the field it names.
+ */
+
+export type Role = 'owner' | 'deployer' | 'viewer';
+export type DeploymentState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'skipped' | 'missed';
+export const DEPLOYMENT_STATES: DeploymentState[] = ['scheduled', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'];
+
+export interface Me {
+  id: string;
+  email: string;
+  team: { id: string; name: string };
+  role: Role;
+  admin: boolean;
+}
+
+export type Target =
+  | { type: 'webhook'; url: string; secret?: string; headers?: Record<string, string>; timeout_seconds?: number }
+  | { type: 'command'; command: string; args?: string[]; cwd?: string; timeout_seconds?: number }
+  | {
+      type: 'ecs'; region: string; cluster: string; service: string; image?: string; container?: string;
+      credentials: string; poll_interval_seconds?: number; timeout_seconds?: number;
+    }
+  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number };
+export type TargetType = Target['type'];
+
+export interface App {
+  id: string;
+  name: string;
+  target: Target;
+  retry?: { max_attempts: number; backoff_seconds: number };
+  created_at?: string;
+  updated_at?: string;
+}
+
+export interface Credential {
+  id: string;
+  name: string;
+  provider: 'aws' | 'digitalocean';
+  created_at?: string;
+}
+
+export interface LocalFields {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+}
+
+export interface ScheduledDeployment {
+  id: string;
+  app: { id: string; name: string };
+  state: DeploymentState;
+  run_at: string;
+  timezone: string;
+  local: LocalFields;
+  utc_offset: string;
+  dependency: ScheduledDeployment | null;
+  dependency_lead_seconds?: number;
+  expires_at?: string | null;
+  attempts: number;
+  error?: string | null;
+  provider_ref?: unknown;
+  created_at: string;
+  started_at?: string | null;
+  finished_at?: string | null;
+}
+
+export interface DeploymentEvent {
+  id: string;
+  at: string;
+  state: DeploymentState | string;
+  message?: string | null;
+}
+
+export interface DeploymentDetail extends ScheduledDeployment {
+  events?: DeploymentEvent[];
+  log?: string | null;
+}
+
+export interface ListPage<T> {
+  result: T[];
+  next_cursor: string | null;
+}
+
+/** The body of POST /v1/scheduled_deployments; PATCH takes the same time fields. */
+export interface ScheduleRequest extends Partial<LocalFields> {
+  app?: string;
+  timezone: string;
+  dependency?: string;
+  dependency_lead_seconds?: number;
+  disambiguation?: 'earlier' | 'later' | 'reject';
+  expires_after_seconds?: number;
+}
+
+/** An error answer from the API, or a network failure (status 0). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+const TOKEN_KEY = 'shipclock.token';
+
+export function getToken(): string | null {
+  try {
+    return localStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setToken(token: string | null): void {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+/** Called when the server answers 401 to an authenticated call: the session is over. */
+let onUnauthorized: () => void = () => {};
+export function setUnauthorizedHandler(fn: () => void): void {
+  onUnauthorized = fn;
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  const token = getToken();
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    throw new ApiError(0, 'network_error', `cannot reach the server: ${(err as Error).message}`);
+  }
+  const text = await res.text();
+  let data: unknown = undefined;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+  }
+  if (!res.ok) {
+    const e = (data as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
+    if (res.status === 401 && token && path !== '/v1/auth/login') onUnauthorized();
+    throw new ApiError(res.status, e?.code ?? `http_${res.status}`, e?.message ?? `${res.status} ${res.statusText}`, e?.field);
+  }
+  return data as T;
+}
+
+function query(params: Record<string, string | number | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+export interface DeploymentFilter {
+  state?: string;
+  app?: string;
+  from?: string;
+  to?: string;
+  cursor?: string | null;
+  limit?: number;
+}
+
+export const api = {
+  login: (email: string, password: string) =>
+    request<{ access_token: string; token_type: string; expires_in: number }>('POST', '/v1/auth/login', { email, password }),
+  me: () => request<Me>('GET', '/v1/me'),
+
+  listApps: (cursor?: string | null) => request<ListPage<App>>('GET', `/v1/apps${query({ cursor, limit: 500 })}`),
+  createApp: (body: Omit<App, 'id'>) => request<App>('POST', '/v1/apps', body),
+  updateApp: (id: string, body: Partial<Omit<App, 'id'>>) => request<App>('PATCH', `/v1/apps/${encodeURIComponent(id)}`, body),
+  deleteApp: (id: string) => request<unknown>('DELETE', `/v1/apps/${encodeURIComponent(id)}`),
+
+  listCredentials: (cursor?: string | null) => request<ListPage<Credential>>('GET', `/v1/credentials${query({ cursor, limit: 500 })}`),
+  createCredential: (body: Record<string, string>) => request<Credential>('POST', '/v1/credentials', body),
+  deleteCredential: (id: string) => request<unknown>('DELETE', `/v1/credentials/${encodeURIComponent(id)}`),
+
+  listDeployments: (f: DeploymentFilter) => request<ListPage<ScheduledDeployment>>('GET', `/v1/scheduled_deployments${query({ ...f })}`),
+  getDeployment: (id: string) => request<{ result: DeploymentDetail }>('GET', `/v1/scheduled_deployments/${encodeURIComponent(id)}`),
+  schedule: (body: ScheduleRequest) => request<{ result: ScheduledDeployment }>('POST', '/v1/scheduled_deployments', body),
+  reschedule: (id: string, body: ScheduleRequest) =>
+    request<{ result: ScheduledDeployment }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
+  cancel: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/cancel`),
+};
+
+/** Every page of a cursor-paginated list (apps and credentials are short lists). */
+export async function listAll<T>(fetchPage: (cursor: string | null) => Promise<ListPage<T>>, max = 5000): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: ListPage<T> = await fetchPage(cursor);
+    out.push(...page.result);
+    cursor = page.next_cursor;
+  } while (cursor && out.length < max);
+  return out;
+}
+
+/** What the role may do; the server enforces the same rules (writes answer 403). */
+export function can(me: Me | null, action: 'schedule' | 'manage'): boolean {
+  if (!me) return false;
+  if (action === 'manage') return me.role === 'owner';
+  return me.role === 'owner' || me.role === 'deployer';
+}

@@ -1,0 +1,274 @@
+/**
+ * Create or edit an application: a form per target type (webhook, command, ecs, digitalocean),
+ * with a picker of the team's stored credentials for the cloud targets. Secrets are write-only:
+ * the API never returns them, so on edit an empty secret field means "keep the stored one".
+ */
+import { useEffect, useState } from 'react';
+import { Alert, App as AntApp, Button, Form, Input, InputNumber, Modal, Select, Space, Switch } from 'antd';
+import { ApiError, api, listAll, type App, type Credential, type Target, type TargetType } from '../api.ts';
+
+interface FormValues {
+  name: string;
+  type: TargetType;
+  url?: string;
+  secret?: string;
+  headers?: { name: string; value: string }[];
+  command?: string;
+  args?: string[];
+  cwd?: string;
+  region?: string;
+  cluster?: string;
+  service?: string;
+  image?: string;
+  container?: string;
+  credentials?: string;
+  app_id?: string;
+  force_build?: boolean;
+  poll_interval_seconds?: number | null;
+  timeout_seconds?: number | null;
+  max_attempts?: number | null;
+  backoff_seconds?: number | null;
+}
+
+const TYPE_OPTIONS: { value: TargetType; label: string }[] = [
+  { value: 'webhook', label: 'Webhook (signed HTTP POST)' },
+  { value: 'command', label: 'Command (runs on the worker)' },
+  { value: 'ecs', label: 'AWS ECS service' },
+  { value: 'digitalocean', label: 'DigitalOcean App Platform' },
+];
+
+function toForm(app: App | null): Partial<FormValues> {
+  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10 };
+  const t = app.target as Target & Record<string, unknown>;
+  const v: Partial<FormValues> = {
+    name: app.name,
+    type: t.type,
+    max_attempts: app.retry?.max_attempts ?? 3,
+    backoff_seconds: app.retry?.backoff_seconds ?? 10,
+    timeout_seconds: (t.timeout_seconds as number | undefined) ?? null,
+  };
+  if (t.type === 'webhook') {
+    v.url = t.url;
+    v.headers = Object.entries(t.headers ?? {}).map(([name, value]) => ({ name, value: String(value) }));
+  } else if (t.type === 'command') {
+    Object.assign(v, { command: t.command, args: t.args ?? [], cwd: t.cwd });
+  } else if (t.type === 'ecs') {
+    Object.assign(v, {
+      region: t.region, cluster: t.cluster, service: t.service, image: t.image, container: t.container,
+      credentials: t.credentials, poll_interval_seconds: t.poll_interval_seconds ?? null,
+    });
+  } else if (t.type === 'digitalocean') {
+    Object.assign(v, { app_id: t.app_id, credentials: t.credentials, force_build: !!t.force_build, poll_interval_seconds: t.poll_interval_seconds ?? null });
+  }
+  return v;
+}
+
+function clean<T extends Record<string, unknown>>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null && v !== '')) as T;
+}
+
+function toTarget(v: FormValues): Target {
+  const timeout = v.timeout_seconds ?? undefined;
+  switch (v.type) {
+    case 'webhook': {
+      const headers = Object.fromEntries((v.headers ?? []).filter((h) => h?.name).map((h) => [h.name, h.value ?? '']));
+      return clean({ type: 'webhook', url: v.url!, secret: v.secret, headers: Object.keys(headers).length ? headers : undefined, timeout_seconds: timeout });
+    }
+    case 'command':
+      return clean({ type: 'command', command: v.command!, args: v.args?.length ? v.args : undefined, cwd: v.cwd, timeout_seconds: timeout });
+    case 'ecs':
+      return clean({
+        type: 'ecs', region: v.region!, cluster: v.cluster!, service: v.service!, image: v.image, container: v.container,
+        credentials: v.credentials!, poll_interval_seconds: v.poll_interval_seconds ?? undefined, timeout_seconds: timeout,
+      });
+    case 'digitalocean':
+      return clean({
+        type: 'digitalocean', app_id: v.app_id!, credentials: v.credentials!, force_build: v.force_build || undefined,
+        poll_interval_seconds: v.poll_interval_seconds ?? undefined, timeout_seconds: timeout,
+      });
+  }
+}
+
+const FIELD_OF: Record<string, string> = { 'target.type': 'type', type: 'type' };
+function formField(apiField: string): string {
+  return FIELD_OF[apiField] ?? apiField.replace(/^target\.|^\/?target\//, '').replace(/^retry\.|^\/?retry\//, '');
+}
+
+export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClose(): void; onSaved(a: App): void }) {
+  const [form] = Form.useForm<FormValues>();
+  const { message } = AntApp.useApp();
+  const [credentials, setCredentials] = useState<Credential[]>([]);
+  const [busy, setBusy] = useState(false);
+  const [formError, setFormError] = useState<string | null>(null);
+  const type = Form.useWatch('type', form) ?? app?.target.type ?? 'webhook';
+
+  useEffect(() => {
+    listAll((c) => api.listCredentials(c))
+      .then(setCredentials)
+      .catch(() => setCredentials([]));
+  }, []);
+
+  const provider = type === 'ecs' ? 'aws' : 'digitalocean';
+  const credentialOptions = credentials.filter((c) => c.provider === provider).map((c) => ({ value: c.id, label: `${c.name} (${c.provider})` }));
+
+  async function onFinish(v: FormValues) {
+    setFormError(null);
+    const body = {
+      name: v.name.trim(),
+      target: toTarget(v),
+      retry: clean({ max_attempts: v.max_attempts ?? undefined, backoff_seconds: v.backoff_seconds ?? undefined }) as App['retry'],
+    };
+    setBusy(true);
+    try {
+      const saved = app ? await api.updateApp(app.id, body) : await api.createApp(body);
+      message.success(app ? `Saved ${saved.name}` : `Created ${saved.name}`);
+      onSaved(saved);
+    } catch (err) {
+      if (err instanceof ApiError && err.field && formField(err.field) in form.getFieldsValue()) {
+        form.setFields([{ name: formField(err.field) as keyof FormValues, errors: [err.message] }]);
+      } else {
+        setFormError((err as Error).message);
+      }
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const required = (what: string) => [{ required: true, message: `Enter the ${what}` }];
+  const seconds = (label: string, name: keyof FormValues, placeholder?: string) => (
+    <Form.Item label={label} name={name}>
+      <InputNumber min={1} precision={0} placeholder={placeholder} style={{ width: 160 }} />
+    </Form.Item>
+  );
+
+  return (
+    <Modal
+      open
+      title={app ? `Edit ${app.name}` : 'New application'}
+      okText={app ? 'Save' : 'Create'}
+      onOk={() => form.submit()}
+      onCancel={onClose}
+      confirmLoading={busy}
+      destroyOnHidden
+      width={640}
+    >
+      <Form<FormValues> form={form} name="app" layout="vertical" initialValues={toForm(app)} onFinish={onFinish} onValuesChange={() => setFormError(null)}>
+        <Form.Item label="Name" name="name" rules={required('application name')}>
+          <Input autoFocus />
+        </Form.Item>
+        <Form.Item label="Target type" name="type" rules={[{ required: true }]}>
+          <Select options={TYPE_OPTIONS} />
+        </Form.Item>
+
+        {type === 'webhook' && (
+          <>
+            <Form.Item label="URL" name="url" rules={[...required('URL'), { type: 'url', message: 'Enter an http(s) URL' }]}>
+              <Input placeholder="https://deploy.example.com/hook" />
+            </Form.Item>
+            <Form.Item
+              label="Secret"
+              name="secret"
+              extra={app ? 'Stored secrets are never shown. Leave blank to keep the current one.' : 'Signs each request: X-Shipclock-Signature: sha256=<HMAC>.'}
+            >
+              <Input.Password autoComplete="new-password" />
+            </Form.Item>
+            <Form.Item label="Headers">
+              <Form.List name="headers">
+                {(fields, { add, remove }) => (
+                  <>
+                    {fields.map((f, i) => (
+                      <Space key={f.key} align="baseline" wrap>
+                        <Form.Item name={[f.name, 'name']} rules={required('header name')}>
+                          <Input placeholder="Name" aria-label={`Header ${i + 1} name`} />
+                        </Form.Item>
+                        <Form.Item name={[f.name, 'value']}>
+                          <Input placeholder="Value" aria-label={`Header ${i + 1} value`} />
+                        </Form.Item>
+                        <Button onClick={() => remove(f.name)} aria-label={`Remove header ${i + 1}`}>
+                          Remove
+                        </Button>
+                      </Space>
+                    ))}
+                    <Button onClick={() => add({ name: '', value: '' })}>Add header</Button>
+                  </>
+                )}
+              </Form.List>
+            </Form.Item>
+            {seconds('Timeout (seconds)', 'timeout_seconds')}
+          </>
+        )}
+
+        {type === 'command' && (
+          <>
+            <Form.Item label="Command" name="command" rules={required('command')}>
+              <Input placeholder="/usr/local/bin/deploy.sh" />
+            </Form.Item>
+            <Form.Item label="Arguments" name="args" extra="Type an argument and press Enter; each is passed as is, no shell.">
+              <Select mode="tags" open={false} suffixIcon={null} />
+            </Form.Item>
+            <Form.Item label="Working directory" name="cwd">
+              <Input />
+            </Form.Item>
+            {seconds('Timeout (seconds)', 'timeout_seconds')}
+          </>
+        )}
+
+        {type === 'ecs' && (
+          <>
+            <Form.Item label="Region" name="region" rules={required('AWS region')}>
+              <Input placeholder="eu-west-1" />
+            </Form.Item>
+            <Form.Item label="Cluster" name="cluster" rules={required('cluster')}>
+              <Input />
+            </Form.Item>
+            <Form.Item label="Service" name="service" rules={required('service')}>
+              <Input />
+            </Form.Item>
+            <Form.Item label="Image" name="image" extra="Optional: registers a new task-definition revision with this image.">
+              <Input placeholder="123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:1.2.3" />
+            </Form.Item>
+            <Form.Item label="Container" name="container" extra="The container whose image changes (default: the first).">
+              <Input />
+            </Form.Item>
+          </>
+        )}
+
+        {type === 'digitalocean' && (
+          <>
+            <Form.Item label="DigitalOcean app ID" name="app_id" rules={required('App Platform app id')}>
+              <Input />
+            </Form.Item>
+            <Form.Item label="Force build" name="force_build" valuePropName="checked">
+              <Switch />
+            </Form.Item>
+          </>
+        )}
+
+        {(type === 'ecs' || type === 'digitalocean') && (
+          <>
+            <Form.Item
+              label="Credentials"
+              name="credentials"
+              rules={[{ required: true, message: `Choose stored ${provider === 'aws' ? 'AWS' : 'DigitalOcean'} credentials` }]}
+              extra={credentialOptions.length ? undefined : 'No stored credentials of this provider yet: add them on the Credentials page.'}
+            >
+              <Select showSearch={{ optionFilterProp: 'label' }} options={credentialOptions} placeholder="Choose credentials" />
+            </Form.Item>
+            {seconds('Poll interval (seconds)', 'poll_interval_seconds', '15')}
+            {seconds('Timeout (seconds)', 'timeout_seconds', '1800')}
+          </>
+        )}
+
+        <Space wrap size="large">
+          <Form.Item label="Max attempts" name="max_attempts">
+            <InputNumber min={1} max={20} precision={0} />
+          </Form.Item>
+          <Form.Item label="Backoff (seconds)" name="backoff_seconds">
+            <InputNumber min={0} precision={0} />
+          </Form.Item>
+        </Space>
+        {formError && <Alert type="error" showIcon title={formError} role="alert" />}
+      </Form>
+    </Modal>
+  );
+}

@@ -1,0 +1,120 @@
+/**
+ * Entry of the web UI: session, layout and the client routes. Each page is its own chunk
+ * (React.lazy) so the first page downloads only what it shows.
+ */
+import { StrictMode, Suspense, lazy, useEffect, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { App as AntApp, Button, ConfigProvider, Grid, Layout, Menu, Space, Spin, Typography } from 'antd';
+import { SessionProvider, useSession } from './session.tsx';
+import { navigate, usePath } from './router.ts';
+import { LoginPage } from './pages/Login.tsx';
+
+const DeploymentsPage = lazy(() => import('./pages/Deployments.tsx'));
+const DeploymentDetailPage = lazy(() => import('./pages/DeploymentDetail.tsx'));
+const CalendarPage = lazy(() => import('./pages/Calendar.tsx'));
+const AppsPage = lazy(() => import('./pages/Apps.tsx'));
+const CredentialsPage = lazy(() => import('./pages/Credentials.tsx'));
+
+const { Header, Content } = Layout;
+
+function Page({ path }: { path: string }) {
+  const { me } = useSession();
+  const detail = /^\/deployments\/([^/]+)$/.exec(path);
+  if (detail) return <DeploymentDetailPage id={decodeURIComponent(detail[1])} />;
+  if (path === '/calendar') return <CalendarPage />;
+  if (path === '/apps') return <AppsPage />;
+  if (path === '/credentials' && me?.role === 'owner') return <CredentialsPage />;
+  return <DeploymentsPage />;
+}
+
+function Shell() {
+  const { me, loading, logout } = useSession();
+  const path = usePath();
+  const screens = Grid.useBreakpoint();
+
+  useEffect(() => {
+    if (!loading && !me && path !== '/login') navigate(`/login`, { replace: true });
+    if (me && (path === '/login' || path === '/')) navigate('/deployments', { replace: true });
+  }, [me, loading, path]);
+
+  useEffect(() => {
+    const titles: Record<string, string> = {
+      '/login': 'Log in', '/deployments': 'Deployments', '/calendar': 'Calendar', '/apps': 'Applications', '/credentials': 'Credentials',
+    };
+    document.title = `${titles[path] ?? (path.startsWith('/deployments/') ? 'Deployment' : 'shipclock')} · shipclock`;
+  }, [path]);
+
+  if (loading) {
+    return (
+      <div style={{ display: 'grid', placeItems: 'center', minHeight: '100vh' }}>
+        <Spin aria-label="Loading" />
+      </div>
+    );
+  }
+  if (!me) return <LoginPage />;
+
+  const section = path.startsWith('/deployments') || path === '/' ? '/deployments' : path;
+  const items = [
+    { key: '/deployments', label: <a href="/deployments" onClick={(e) => e.preventDefault()}>Deployments</a> },
+    { key: '/calendar', label: <a href="/calendar" onClick={(e) => e.preventDefault()}>Calendar</a> },
+    { key: '/apps', label: <a href="/apps" onClick={(e) => e.preventDefault()}>Applications</a> },
+    ...(me.role === 'owner' ? [{ key: '/credentials', label: <a href="/credentials" onClick={(e) => e.preventDefault()}>Credentials</a> }] : []),
+  ];
+
+  return (
+    <Layout style={{ minHeight: '100vh' }}>
+      <Header style={{ display: 'flex', alignItems: 'center', gap: 12, paddingInline: screens.md ? 24 : 8 }}>
+        <Typography.Text strong style={{ color: '#fff', fontSize: 18, whiteSpace: 'nowrap' }}>
+          shipclock
+        </Typography.Text>
+        <nav aria-label="Main" style={{ flex: 1, minWidth: 0 }}>
+          <Menu
+            theme="dark"
+            mode="horizontal"
+            selectedKeys={[section]}
+            items={items}
+            onClick={(e) => navigate(e.key)}
+            style={{ minWidth: 0 }}
+          />
+        </nav>
+        <Space size="small">
+          {screens.md && (
+            <Typography.Text style={{ color: 'rgba(255,255,255,0.75)' }}>
+              {me.email} · {me.team.name} · {me.role}
+            </Typography.Text>
+          )}
+          <Button size="small" onClick={logout}>
+            Log out
+          </Button>
+        </Space>
+      </Header>
+      <Content style={{ padding: screens.md ? 24 : 8 }}>
+        <Suspense fallback={<Spin aria-label="Loading page" />}>
+          <main>
+            <Page path={path} />
+          </main>
+        </Suspense>
+      </Content>
+    </Layout>
+  );
+}
+
+function Root() {
+  // The theme's motion makes tests and slow machines wait on animations; keep it short.
+  const [theme] = useState({ token: { motionDurationSlow: '0.15s', motionDurationMid: '0.1s' } });
+  return (
+    <ConfigProvider theme={theme}>
+      <AntApp>
+        <SessionProvider>
+          <Shell />
+        </SessionProvider>
+      </AntApp>
+    </ConfigProvider>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <Root />
+  </StrictMode>,
+);

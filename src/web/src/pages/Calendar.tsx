@@ -1,0 +1,127 @@
+/**
+ * What is coming, by month or by week, in the viewer's own time. Each visible range is one
+ * `from`/`to` query; live events refresh it.
+ */
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { Alert, Button, Calendar, Card, Flex, Segmented, Space, Typography } from 'antd';
+import dayjs, { type Dayjs } from 'dayjs';
+import { api, listAll, type ScheduledDeployment } from '../api.ts';
+import { useDeploymentEvents } from '../events.ts';
+import { viewerZone } from '../format.ts';
+import { linkClick } from '../router.ts';
+import { StateTag } from '../components/StateTag.tsx';
+
+type View = 'Month' | 'Week';
+
+function rangeOf(view: View, anchor: Dayjs): [Dayjs, Dayjs] {
+  if (view === 'Week') {
+    const start = anchor.startOf('day').subtract(anchor.day(), 'day');
+    return [start, start.add(7, 'day')];
+  }
+  // The month grid shows parts of the neighbouring months too.
+  const start = anchor.startOf('month').subtract(7, 'day');
+  return [start, anchor.endOf('month').add(15, 'day')];
+}
+
+function Item({ d }: { d: ScheduledDeployment }) {
+  return (
+    <a href={`/deployments/${d.id}`} onClick={linkClick(`/deployments/${d.id}`)} style={{ display: 'block', whiteSpace: 'nowrap', overflow: 'hidden', textOverflow: 'ellipsis' }}>
+      {dayjs(d.run_at).format('h:mm A')} {d.app.name} <StateTag state={d.state} />
+    </a>
+  );
+}
+
+export default function CalendarPage() {
+  const [view, setView] = useState<View>('Month');
+  const [anchor, setAnchor] = useState<Dayjs>(() => dayjs());
+  const [rows, setRows] = useState<ScheduledDeployment[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [n, setN] = useState(0);
+  const [from, to] = useMemo(() => rangeOf(view, anchor), [view, anchor]);
+
+  useEffect(() => {
+    let live = true;
+    listAll((cursor) => api.listDeployments({ from: from.toISOString(), to: to.toISOString(), cursor, limit: 500 }), 2000)
+      .then((r) => live && (setRows(r), setError(null)))
+      .catch((e: Error) => live && setError(e.message));
+    return () => {
+      live = false;
+    };
+  }, [from, to, n]);
+
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useDeploymentEvents(() => {
+    if (timer.current) clearTimeout(timer.current);
+    timer.current = setTimeout(() => setN((x) => x + 1), 500);
+  });
+
+  const byDay = useMemo(() => {
+    const m = new Map<string, ScheduledDeployment[]>();
+    for (const d of [...rows].sort((a, b) => a.run_at.localeCompare(b.run_at))) {
+      const k = dayjs(d.run_at).format('YYYY-MM-DD');
+      m.set(k, [...(m.get(k) ?? []), d]);
+    }
+    return m;
+  }, [rows]);
+
+  const week = Array.from({ length: 7 }, (_, i) => from.add(i, 'day'));
+
+  return (
+    <section aria-labelledby="calendar-title">
+      <Flex justify="space-between" align="center" wrap gap={8} style={{ marginBottom: 16 }}>
+        <Typography.Title level={2} id="calendar-title" style={{ margin: 0 }}>
+          Calendar
+        </Typography.Title>
+        <Space wrap>
+          <Typography.Text type="secondary">Times in {viewerZone()}</Typography.Text>
+          <Segmented<View> aria-label="Calendar view" options={['Month', 'Week']} value={view} onChange={setView} />
+        </Space>
+      </Flex>
+      {error && <Alert type="error" showIcon title={error} style={{ marginBottom: 16 }} />}
+      {view === 'Month' ? (
+        <Calendar
+          value={anchor}
+          onChange={setAnchor}
+          onPanelChange={(d) => setAnchor(d)}
+          mode="month"
+          cellRender={(date, info) => {
+            if (info.type !== 'date') return info.originNode;
+            const items = byDay.get(date.format('YYYY-MM-DD')) ?? [];
+            return (
+              <div>
+                {items.slice(0, 4).map((d) => (
+                  <Item key={d.id} d={d} />
+                ))}
+                {items.length > 4 && <Typography.Text type="secondary">+{items.length - 4} more</Typography.Text>}
+              </div>
+            );
+          }}
+        />
+      ) : (
+        <>
+          <Space wrap style={{ marginBottom: 12 }}>
+            <Button onClick={() => setAnchor((a) => a.subtract(7, 'day'))}>Previous week</Button>
+            <Button onClick={() => setAnchor(dayjs())}>This week</Button>
+            <Button onClick={() => setAnchor((a) => a.add(7, 'day'))}>Next week</Button>
+            <Typography.Text strong>
+              {from.format('MMM D')} – {from.add(6, 'day').format('MMM D, YYYY')}
+            </Typography.Text>
+          </Space>
+          <Flex wrap gap={8}>
+            {week.map((day) => {
+              const items = byDay.get(day.format('YYYY-MM-DD')) ?? [];
+              const today = day.isSame(dayjs(), 'day');
+              return (
+                <div key={day.valueOf()} style={{ flex: '1 1 140px', minWidth: 0 }}>
+                  <Card size="small" title={day.format('ddd, MMM D')} style={today ? { borderColor: '#1677ff' } : undefined}>
+                    {items.length ? items.map((d) => <Item key={d.id} d={d} />) : <Typography.Text type="secondary">—</Typography.Text>}
+                  </Card>
+                </div>
+              );
+            })}
+          </Flex>
+        </>
+      )}
+    </section>
+  );
+}

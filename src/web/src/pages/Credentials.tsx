@@ -1,0 +1,151 @@
+/** Stored cloud credentials (owners only). Secrets are write-only: entered here, never shown again. */
+import { useEffect, useState } from 'react';
+import { Alert, App as AntApp, Button, Flex, Form, Input, Modal, Popconfirm, Select, Table, Tag, Typography } from 'antd';
+import { ApiError, api, listAll, type Credential } from '../api.ts';
+import { formatInstant } from '../format.ts';
+
+interface Values {
+  name: string;
+  provider: 'aws' | 'digitalocean';
+  access_key_id?: string;
+  secret_access_key?: string;
+  session_token?: string;
+  token?: string;
+}
+
+function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void }) {
+  const [form] = Form.useForm<Values>();
+  const provider = Form.useWatch('provider', form) ?? 'aws';
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  async function onFinish(v: Values) {
+    const body: Record<string, string> =
+      v.provider === 'aws'
+        ? { name: v.name, provider: 'aws', access_key_id: v.access_key_id!, secret_access_key: v.secret_access_key!, ...(v.session_token ? { session_token: v.session_token } : {}) }
+        : { name: v.name, provider: 'digitalocean', token: v.token! };
+    setBusy(true);
+    try {
+      await api.createCredential(body);
+      onSaved();
+    } catch (err) {
+      if (err instanceof ApiError && err.field && err.field in form.getFieldsValue()) form.setFields([{ name: err.field as keyof Values, errors: [err.message] }]);
+      else setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const req = (what: string) => [{ required: true, message: `Enter the ${what}` }];
+  return (
+    <Modal open title="Add credentials" okText="Add" onOk={() => form.submit()} onCancel={onClose} confirmLoading={busy} destroyOnHidden>
+      <Form<Values> form={form} name="credential" layout="vertical" initialValues={{ provider: 'aws' }} onFinish={onFinish}>
+        <Form.Item label="Name" name="name" rules={req('name')}>
+          <Input autoFocus />
+        </Form.Item>
+        <Form.Item label="Provider" name="provider">
+          <Select options={[{ value: 'aws', label: 'AWS' }, { value: 'digitalocean', label: 'DigitalOcean' }]} />
+        </Form.Item>
+        {provider === 'aws' ? (
+          <>
+            <Form.Item label="Access key ID" name="access_key_id" rules={req('access key id')}>
+              <Input autoComplete="off" />
+            </Form.Item>
+            <Form.Item label="Secret access key" name="secret_access_key" rules={req('secret access key')}>
+              <Input.Password autoComplete="new-password" />
+            </Form.Item>
+            <Form.Item label="Session token" name="session_token">
+              <Input.Password autoComplete="new-password" />
+            </Form.Item>
+          </>
+        ) : (
+          <Form.Item label="Token" name="token" rules={req('API token')}>
+            <Input.Password autoComplete="new-password" />
+          </Form.Item>
+        )}
+        <Typography.Paragraph type="secondary">Stored encrypted; never shown again.</Typography.Paragraph>
+        {error && <Alert type="error" showIcon title={error} role="alert" />}
+      </Form>
+    </Modal>
+  );
+}
+
+export default function CredentialsPage() {
+  const { message } = AntApp.useApp();
+  const [rows, setRows] = useState<Credential[]>([]);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+  const [adding, setAdding] = useState(false);
+  const [n, setN] = useState(0);
+
+  useEffect(() => {
+    setLoading(true);
+    listAll((c) => api.listCredentials(c))
+      .then((r) => (setRows(r), setError(null)))
+      .catch((e: Error) => setError(e.message))
+      .finally(() => setLoading(false));
+  }, [n]);
+
+  return (
+    <section aria-labelledby="credentials-title">
+      <Flex justify="space-between" align="center" wrap gap={8} style={{ marginBottom: 16 }}>
+        <Typography.Title level={2} id="credentials-title" style={{ margin: 0 }}>
+          Credentials
+        </Typography.Title>
+        <Button type="primary" onClick={() => setAdding(true)}>
+          Add credentials
+        </Button>
+      </Flex>
+      {error && <Alert type="error" showIcon title={error} style={{ marginBottom: 16 }} />}
+      <Table<Credential>
+        rowKey="id"
+        size="middle"
+        loading={loading}
+        dataSource={rows}
+        pagination={false}
+        scroll={{ x: 'max-content' }}
+        locale={{ emptyText: 'No stored credentials' }}
+        columns={[
+          { title: 'Name', dataIndex: 'name', key: 'name' },
+          { title: 'Provider', key: 'provider', render: (_, c) => <Tag>{c.provider}</Tag> },
+          { title: 'Added', key: 'created', render: (_, c) => (c.created_at ? formatInstant(c.created_at) : '—') },
+          {
+            title: 'Actions',
+            key: 'actions',
+            render: (_, c) => (
+              <Popconfirm
+                title={`Delete ${c.name}?`}
+                description="Apps using these credentials will fail to deploy."
+                okText="Delete"
+                cancelText="Keep"
+                onConfirm={async () => {
+                  try {
+                    await api.deleteCredential(c.id);
+                    message.success(`Deleted ${c.name}`);
+                    setN((x) => x + 1);
+                  } catch (err) {
+                    message.error((err as Error).message);
+                  }
+                }}
+              >
+                <Button size="small" danger aria-label={`Delete ${c.name}`}>
+                  Delete
+                </Button>
+              </Popconfirm>
+            ),
+          },
+        ]}
+      />
+      {adding && (
+        <NewCredential
+          onClose={() => setAdding(false)}
+          onSaved={() => {
+            setAdding(false);
+            message.success('Credentials stored');
+            setN((x) => x + 1);
+          }}
+        />
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,255 @@
+/**
+ * One deployment: its dependency chain, event timeline, log and the provider's ids (with links
+ * to the AWS / DigitalOcean consoles when the target says where). Refreshes on live events.
+ */
+import { useCallback, useEffect, useState } from 'react';
+import { Alert, App as AntApp, Button, Card, Descriptions, Empty, Flex, Popconfirm, Space, Spin, Steps, Timeline, Typography } from 'antd';
+import { ApiError, api, can, request, type App, type DeploymentDetail, type ScheduledDeployment } from '../api.ts';
+import { useDeploymentEvents } from '../events.ts';
+import { formatDuration, formatInstant, formatLocal, viewerZone } from '../format.ts';
+import { linkClick, navigate } from '../router.ts';
+import { useSession } from '../session.tsx';
+import { ScheduleModal } from '../components/ScheduleModal.tsx';
+import { StateTag } from '../components/StateTag.tsx';
+import { useApps } from '../components/useApps.ts';
+
+/** The chain from the first dependency to this deployment. */
+function chainOf(d: ScheduledDeployment): ScheduledDeployment[] {
+  const out: ScheduledDeployment[] = [];
+  for (let x: ScheduledDeployment | null = d; x && out.length < 20; x = x.dependency) out.unshift(x);
+  return out;
+}
+
+interface ProviderLink {
+  label: string;
+  href: string;
+}
+
+/** Console links for the provider's ids, when the target tells which console. */
+export function providerLinks(ref: unknown, app: App | null): ProviderLink[] {
+  const links: ProviderLink[] = [];
+  const values: Record<string, unknown> = typeof ref === 'object' && ref !== null ? (ref as Record<string, unknown>) : { id: ref };
+  const target = app?.target;
+  if (target?.type === 'ecs') {
+    const region = encodeURIComponent(target.region);
+    links.push({
+      label: 'ECS service deployments (AWS console)',
+      href: `https://${region}.console.aws.amazon.com/ecs/v2/clusters/${encodeURIComponent(target.cluster)}/services/${encodeURIComponent(target.service)}/deployments?region=${region}`,
+    });
+  }
+  if (target?.type === 'digitalocean') {
+    const dep = values.deployment_id ?? values.id;
+    links.push({
+      label: 'App Platform deployment (DigitalOcean)',
+      href: `https://cloud.digitalocean.com/apps/${encodeURIComponent(target.app_id)}${typeof dep === 'string' ? `/deployments/${encodeURIComponent(dep)}` : ''}`,
+    });
+  }
+  for (const [k, v] of Object.entries(values)) {
+    if (typeof v === 'string' && /^https?:\/\//.test(v)) links.push({ label: k, href: v });
+  }
+  return links;
+}
+
+function ProviderRef({ value, app }: { value: unknown; app: App | null }) {
+  if (value === null || value === undefined || value === '') return <Typography.Text type="secondary">none yet</Typography.Text>;
+  const entries: [string, unknown][] =
+    typeof value === 'object' && !Array.isArray(value) ? Object.entries(value as Record<string, unknown>) : [['id', value]];
+  const links = providerLinks(value, app);
+  return (
+    <Space orientation="vertical" size={4}>
+      {entries.map(([k, v]) => (
+        <span key={k}>
+          <Typography.Text type="secondary">{k}: </Typography.Text>
+          <Typography.Text code copyable>
+            {typeof v === 'string' ? v : JSON.stringify(v)}
+          </Typography.Text>
+        </span>
+      ))}
+      {links.map((l) => (
+        <a key={l.href} href={l.href} target="_blank" rel="noreferrer">
+          {l.label}
+        </a>
+      ))}
+    </Space>
+  );
+}
+
+export default function DeploymentDetailPage({ id }: { id: string }) {
+  const { me } = useSession();
+  const { message } = AntApp.useApp();
+  const { apps } = useApps();
+  const [d, setD] = useState<DeploymentDetail | null>(null);
+  const [app, setApp] = useState<App | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [rescheduling, setRescheduling] = useState(false);
+  const zone = viewerZone();
+
+  const load = useCallback(async () => {
+    try {
+      const res = await api.getDeployment(id);
+      setD(res.result);
+      setError(null);
+    } catch (e) {
+      setError(e instanceof ApiError && e.status === 404 ? 'No such deployment in your team.' : (e as Error).message);
+    }
+  }, [id]);
+
+  useEffect(() => {
+    setD(null);
+    void load();
+  }, [load]);
+
+  useEffect(() => {
+    if (!d) return;
+    let live = true;
+    request<App>('GET', `/v1/apps/${encodeURIComponent(d.app.id)}`)
+      .then((a) => live && setApp(a))
+      .catch(() => live && setApp(null));
+    return () => {
+      live = false;
+    };
+  }, [d?.app.id]);
+
+  useDeploymentEvents((e) => {
+    if (d && chainOf(d).some((x) => x.id === e.id)) void load();
+  });
+
+  if (error) return <Alert type="error" showIcon title={error} action={<Button onClick={() => navigate('/deployments')}>Back</Button>} />;
+  if (!d) return <Spin aria-label="Loading deployment" />;
+
+  const chain = chainOf(d);
+  const mayWrite = can(me, 'schedule') && d.state === 'scheduled';
+  const events = [...(d.events ?? [])].sort((a, b) => a.at.localeCompare(b.at));
+
+  return (
+    <Space orientation="vertical" size="large" style={{ width: '100%' }}>
+      <Flex justify="space-between" align="center" wrap gap={8}>
+        <Space wrap>
+          <Typography.Title level={2} style={{ margin: 0 }}>
+            {d.app.name}
+          </Typography.Title>
+          <StateTag state={d.state} />
+        </Space>
+        <Space wrap>
+          <Button href="/deployments" onClick={linkClick('/deployments')}>
+            All deployments
+          </Button>
+          {mayWrite && <Button onClick={() => setRescheduling(true)}>Reschedule</Button>}
+          {mayWrite && (
+            <Popconfirm
+              title="Cancel this deployment?"
+              okText="Cancel deployment"
+              cancelText="Keep"
+              onConfirm={async () => {
+                try {
+                  await api.cancel(d.id);
+                  message.success('Canceled');
+                  await load();
+                } catch (err) {
+                  message.error((err as Error).message);
+                }
+              }}
+            >
+              <Button danger>Cancel</Button>
+            </Popconfirm>
+          )}
+        </Space>
+      </Flex>
+
+      <Card title="Schedule" size="small">
+        <Descriptions
+          size="small"
+          column={{ xs: 1, md: 2 }}
+          items={[
+            { key: 'local', label: 'Scheduled (local)', children: `${formatLocal(d.local)} ${d.timezone} (UTC${d.utc_offset})` },
+            { key: 'utc', label: 'UTC', children: d.run_at },
+            { key: 'yours', label: `Your time (${zone})`, children: formatInstant(d.run_at, zone, true) },
+            { key: 'attempts', label: 'Attempts', children: d.attempts },
+            ...(d.dependency
+              ? [{ key: 'lead', label: 'Dependency lead', children: formatDuration(d.dependency_lead_seconds ?? 900) }]
+              : []),
+            ...(d.expires_at ? [{ key: 'exp', label: 'Expires', children: formatInstant(d.expires_at, zone, true) }] : []),
+            ...(d.started_at ? [{ key: 'start', label: 'Started', children: formatInstant(d.started_at, zone, true) }] : []),
+            ...(d.finished_at ? [{ key: 'end', label: 'Finished', children: formatInstant(d.finished_at, zone, true) }] : []),
+            { key: 'id', label: 'ID', children: <Typography.Text copyable>{d.id}</Typography.Text> },
+            ...(d.error ? [{ key: 'err', label: 'Error', children: <Typography.Text type="danger">{d.error}</Typography.Text> }] : []),
+          ]}
+        />
+      </Card>
+
+      <Card title="Dependency chain" size="small">
+        {chain.length > 1 ? (
+          <Steps
+            size="small"
+            current={chain.length - 1}
+            items={chain.map((x) => ({
+              title:
+                x.id === d.id ? (
+                  x.app.name
+                ) : (
+                  <a href={`/deployments/${x.id}`} onClick={linkClick(`/deployments/${x.id}`)}>
+                    {x.app.name}
+                  </a>
+                ),
+              content: (
+                <Space orientation="vertical" size={0}>
+                  <StateTag state={x.state} />
+                  <span>{formatInstant(x.run_at, zone, true)}</span>
+                </Space>
+              ),
+              status: x.state === 'failed' || x.state === 'skipped' || x.state === 'missed' ? 'error' : x.state === 'succeeded' ? 'finish' : x.state === 'running' ? 'process' : 'wait',
+            }))}
+          />
+        ) : (
+          <Typography.Text type="secondary">No dependency.</Typography.Text>
+        )}
+      </Card>
+
+      <Card title="Provider" size="small">
+        <ProviderRef value={d.provider_ref} app={app} />
+      </Card>
+
+      <Card title="Timeline" size="small">
+        {events.length ? (
+          <Timeline
+            items={events.map((e) => ({
+              key: e.id,
+              title: formatInstant(e.at, zone, true),
+              content: (
+                <Space wrap>
+                  <StateTag state={e.state} />
+                  {e.message && <span>{e.message}</span>}
+                </Space>
+              ),
+            }))}
+          />
+        ) : (
+          <Empty description="No events yet" image={Empty.PRESENTED_IMAGE_SIMPLE} />
+        )}
+      </Card>
+
+      <Card title="Log" size="small">
+        {d.log ? (
+          <pre style={{ margin: 0, maxHeight: 400, overflow: 'auto', whiteSpace: 'pre-wrap', wordBreak: 'break-word' }} aria-label="Deployment log" tabIndex={0}>
+            {d.log}
+          </pre>
+        ) : (
+          <Typography.Text type="secondary">No output yet.</Typography.Text>
+        )}
+      </Card>
+
+      {rescheduling && (
+        <ScheduleModal
+          open
+          target={{ kind: 'reschedule', deployment: d }}
+          apps={apps}
+          onClose={() => setRescheduling(false)}
+          onDone={() => {
+            setRescheduling(false);
+            void load();
+          }}
+        />
+      )}
+    </Space>
+  );
+}

@@ -1,0 +1,261 @@
+/**
+ * The deployments table: filters by state and app, cursor pagination (the server pages; the
+ * browser never holds more than one page, so 1,000+ deployments stay fast), live state from
+ * /v1/events, cancel and reschedule from the row.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { Alert, App as AntApp, Button, Flex, Form, Popconfirm, Select, Space, Table, Typography, type TableColumnsType } from 'antd';
+import { ApiError, DEPLOYMENT_STATES, api, can, type ScheduledDeployment } from '../api.ts';
+import { useDeploymentEvents, type DeploymentChange } from '../events.ts';
+import { formatInstant, formatLocal, viewerZone } from '../format.ts';
+import { linkClick } from '../router.ts';
+import { useSession } from '../session.tsx';
+import { ScheduleModal, type ScheduleTarget } from '../components/ScheduleModal.tsx';
+import { StateTag } from '../components/StateTag.tsx';
+import { useApps } from '../components/useApps.ts';
+
+const PAGE_SIZES = [20, 50, 100, 500];
+
+export function applyChange(d: ScheduledDeployment, e: DeploymentChange): ScheduledDeployment {
+  let next = d;
+  if (d.id === e.id) {
+    next = { ...d, state: e.state as ScheduledDeployment['state'], error: e.error ?? d.error };
+    if (e.state === 'running' && !d.started_at) next.started_at = e.at;
+    if (['succeeded', 'failed', 'canceled', 'skipped', 'missed'].includes(e.state)) next.finished_at = e.at;
+  }
+  if (d.dependency) {
+    const dep = applyChange(d.dependency, e);
+    if (dep !== d.dependency) next = { ...next, dependency: dep };
+  }
+  return next;
+}
+
+export default function DeploymentsPage() {
+  const { me } = useSession();
+  const { message } = AntApp.useApp();
+  const { apps } = useApps();
+  const [stateFilter, setStateFilter] = useState<string | undefined>();
+  const [appFilter, setAppFilter] = useState<string | undefined>();
+  const [pageSize, setPageSize] = useState(50);
+  // cursors[i] is the cursor that fetches page i (page 0: null).
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [page, setPage] = useState(0);
+  const [rows, setRows] = useState<ScheduledDeployment[]>([]);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+  const [modal, setModal] = useState<ScheduleTarget | null>(null);
+  const [reloadN, setReloadN] = useState(0);
+  const mayWrite = can(me, 'schedule');
+  const zone = viewerZone();
+
+  useEffect(() => {
+    let live = true;
+    setLoading(true);
+    api
+      .listDeployments({ state: stateFilter, app: appFilter, cursor: cursors[page], limit: pageSize })
+      .then((res) => {
+        if (!live) return;
+        setRows(res.result);
+        setNextCursor(res.next_cursor);
+        setError(null);
+      })
+      .catch((e: Error) => live && setError(e.message))
+      .finally(() => live && setLoading(false));
+    return () => {
+      live = false;
+    };
+  }, [stateFilter, appFilter, pageSize, cursors, page, reloadN]);
+
+  const reload = useCallback(() => setReloadN((n) => n + 1), []);
+  const resetPaging = () => {
+    setCursors([null]);
+    setPage(0);
+  };
+
+  // Live updates: patch rows in place; a deployment we do not show yet means a reload.
+  const reloadTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const rowsRef = useRef(rows);
+  rowsRef.current = rows;
+  useDeploymentEvents((e) => {
+    const known = rowsRef.current.some((r) => r.id === e.id || r.dependency?.id === e.id);
+    if (known) setRows((rs) => rs.map((r) => applyChange(r, e)));
+    const filteredOut = stateFilter !== undefined;
+    if ((!known && page === 0) || filteredOut) {
+      if (reloadTimer.current) clearTimeout(reloadTimer.current);
+      reloadTimer.current = setTimeout(reload, 400);
+    }
+  });
+  useEffect(() => () => {
+    if (reloadTimer.current) clearTimeout(reloadTimer.current);
+  }, []);
+
+  async function cancel(d: ScheduledDeployment) {
+    try {
+      const res = await api.cancel(d.id);
+      setRows((rs) => rs.map((r) => (r.id === d.id ? { ...r, ...res.result } : r)));
+      message.success(`Canceled ${d.app.name}`);
+      reload();
+    } catch (err) {
+      message.error(err instanceof ApiError ? err.message : String(err));
+    }
+  }
+
+  const columns = useMemo<TableColumnsType<ScheduledDeployment>>(
+    () => [
+      {
+        title: 'Application',
+        key: 'app',
+        render: (_, d) => (
+          <a href={`/deployments/${d.id}`} onClick={linkClick(`/deployments/${d.id}`)}>
+            {d.app.name}
+          </a>
+        ),
+      },
+      {
+        title: 'Scheduled (local)',
+        key: 'local',
+        render: (_, d) => (
+          <span>
+            {formatLocal(d.local)}{' '}
+            <Typography.Text type="secondary">
+              {d.timezone} (UTC{d.utc_offset})
+            </Typography.Text>
+          </span>
+        ),
+      },
+      { title: `Your time (${zone})`, key: 'viewer', render: (_, d) => formatInstant(d.run_at, zone, true) },
+      { title: 'State', key: 'state', render: (_, d) => <StateTag state={d.state} /> },
+      {
+        title: 'Dependency',
+        key: 'dependency',
+        render: (_, d) =>
+          d.dependency ? (
+            <Space size={4} wrap>
+              <a href={`/deployments/${d.dependency.id}`} onClick={linkClick(`/deployments/${d.dependency.id}`)}>
+                {d.dependency.app.name}
+              </a>
+              <StateTag state={d.dependency.state} />
+            </Space>
+          ) : (
+            <Typography.Text type="secondary">—</Typography.Text>
+          ),
+      },
+      {
+        title: 'Actions',
+        key: 'actions',
+        render: (_, d) =>
+          mayWrite && d.state === 'scheduled' ? (
+            <Space size={4} wrap>
+              <Button size="small" onClick={() => setModal({ kind: 'reschedule', deployment: d })} aria-label={`Reschedule ${d.app.name}`}>
+                Reschedule
+              </Button>
+              <Popconfirm
+                title="Cancel this deployment?"
+                description={d.dependency ? 'Its pending dependency is canceled too.' : undefined}
+                okText="Cancel deployment"
+                cancelText="Keep"
+                onConfirm={() => cancel(d)}
+              >
+                <Button size="small" danger aria-label={`Cancel ${d.app.name}`}>
+                  Cancel
+                </Button>
+              </Popconfirm>
+            </Space>
+          ) : null,
+      },
+    ],
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [mayWrite, zone],
+  );
+
+  return (
+    <section aria-labelledby="deployments-title">
+      <Flex justify="space-between" align="center" wrap gap={8} style={{ marginBottom: 16 }}>
+        <Typography.Title level={2} id="deployments-title" style={{ margin: 0 }}>
+          Deployments
+        </Typography.Title>
+        {mayWrite && (
+          <Button type="primary" onClick={() => setModal({ kind: 'create' })}>
+            Schedule deployment
+          </Button>
+        )}
+      </Flex>
+      <Form layout="inline" name="filters" style={{ marginBottom: 16, rowGap: 8 }}>
+        <Form.Item label="Filter by state" name="state">
+          <Select
+            allowClear
+            placeholder="Any state"
+            style={{ width: 160 }}
+            options={DEPLOYMENT_STATES.map((s) => ({ value: s, label: s }))}
+            onChange={(v?: string) => {
+              setStateFilter(v);
+              resetPaging();
+            }}
+          />
+        </Form.Item>
+        <Form.Item label="Filter by app" name="app">
+          <Select
+            allowClear
+            showSearch={{ optionFilterProp: 'label' }}
+            placeholder="Any application"
+            style={{ width: 200 }}
+            options={apps.map((a) => ({ value: a.id, label: a.name }))}
+            onChange={(v?: string) => {
+              setAppFilter(v);
+              resetPaging();
+            }}
+          />
+        </Form.Item>
+      </Form>
+      {error && <Alert type="error" showIcon title={error} style={{ marginBottom: 16 }} />}
+      <Table<ScheduledDeployment>
+        rowKey="id"
+        size="middle"
+        columns={columns}
+        dataSource={rows}
+        loading={loading}
+        pagination={false}
+        scroll={{ x: 'max-content' }}
+        locale={{ emptyText: 'No deployments' }}
+      />
+      <Flex justify="flex-end" align="center" gap={8} wrap style={{ marginTop: 16 }}>
+        <Typography.Text type="secondary">Page {page + 1}</Typography.Text>
+        <Button disabled={page === 0} onClick={() => setPage((p) => p - 1)}>
+          Previous page
+        </Button>
+        <Button
+          disabled={!nextCursor}
+          onClick={() => {
+            setCursors((cs) => [...cs.slice(0, page + 1), nextCursor]);
+            setPage((p) => p + 1);
+          }}
+        >
+          Next page
+        </Button>
+        <Select
+          aria-label="Rows per page"
+          value={pageSize}
+          style={{ width: 120 }}
+          options={PAGE_SIZES.map((n) => ({ value: n, label: `${n} / page` }))}
+          onChange={(n: number) => {
+            setPageSize(n);
+            resetPaging();
+          }}
+        />
+      </Flex>
+      {modal && (
+        <ScheduleModal
+          open
+          target={modal}
+          apps={apps}
+          onClose={() => setModal(null)}
+          onDone={() => {
+            setModal(null);
+            reload();
+          }}
+        />
+      )}
+    </section>
+  );
+}
