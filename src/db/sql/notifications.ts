@@ -1,0 +1,143 @@
+/**
+ * SQL for notification subscriptions and their delivery outbox. One function per operation;
+ * each takes its client so it can join the caller's transaction.
+ */
+import type { Queryable } from '../pool.ts';
+
+export const NOTIFY_EVENTS = ['failed', 'missed', 'skipped', 'succeeded'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+export type NotifyFormat = 'json' | 'slack';
+
+export interface SubscriptionRow {
+  id: string;
+  team_id: string;
+  url: string;
+  events: NotifyEvent[];
+  format: NotifyFormat;
+  has_secret: boolean;
+  created_at: Date;
+}
+
+const SUBSCRIPTION_COLUMNS = 'id, team_id, url, events, format, secret IS NOT NULL AS has_secret, created_at';
+
+export async function insertSubscription(
+  db: Queryable,
+  s: { teamId: string; url: string; events: NotifyEvent[]; format: NotifyFormat; secret: Buffer | null; createdBy: string | null },
+): Promise<SubscriptionRow> {
+  const { rows } = await db.query<SubscriptionRow>(
+    `INSERT INTO notification_subscriptions (team_id, url, events, format, secret, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${SUBSCRIPTION_COLUMNS}`,
+    [s.teamId, s.url, s.events, s.format, s.secret, s.createdBy],
+  );
+  return rows[0];
+}
+
+/** Oldest first, keyset-paginated on (created_at, id). */
+export async function listSubscriptions(
+  db: Queryable,
+  teamId: string,
+  page: { after: { createdAt: string; id: string } | null; limit: number },
+): Promise<SubscriptionRow[]> {
+  const { rows } = await db.query<SubscriptionRow>(
+    `SELECT ${SUBSCRIPTION_COLUMNS} FROM notification_subscriptions
+     WHERE team_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2::timestamptz, $3::uuid))
+     ORDER BY created_at, id LIMIT $4`,
+    [teamId, page.after?.createdAt ?? null, page.after?.id ?? null, page.limit],
+  );
+  return rows;
+}
+
+/** Deletes a subscription and its queued deliveries. False when the team has no such subscription. */
+export async function deleteSubscription(db: Queryable, teamId: string, id: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM notification_subscriptions WHERE team_id = $1 AND id = $2', [teamId, id]);
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Queues one delivery per subscription of the team that wants `state`. The payload is captured
+ * now, inside the state change's transaction, so it describes exactly the committed change.
+ * Returns the number queued.
+ */
+export async function enqueueDeliveries(
+  db: Queryable,
+  change: { teamId: string; deploymentId: string; appId: string; state: string; error: string | null },
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `INSERT INTO notification_deliveries (subscription_id, team_id, deployment_id, event, payload)
+     SELECT s.id, s.team_id, $2::uuid, $4::text, jsonb_build_object(
+              'event', 'deployment.' || $4::text,
+              'deployment_id', $2::uuid,
+              'app_id', $3::uuid,
+              'app_name', a.name,
+              'state', $4::text,
+              'error', $5::text,
+              'run_at', d.run_at,
+              'timezone', d.timezone,
+              'attempts', d.attempts,
+              'started_at', d.started_at,
+              'finished_at', coalesce(d.finished_at, now()))
+       FROM notification_subscriptions s
+       LEFT JOIN deployments d ON d.id = $2::uuid
+       LEFT JOIN apps a ON a.id = $3::uuid
+      WHERE s.team_id = $1 AND $4::text = ANY (s.events)`,
+    [change.teamId, change.deploymentId, change.appId, change.state, change.error],
+  );
+  return rowCount ?? 0;
+}
+
+export interface ClaimedDelivery {
+  id: string;
+  event: string;
+  payload: Record<string, unknown>;
+  attempts: number;
+  url: string;
+  format: NotifyFormat;
+  secret: Buffer | null;
+}
+
+/**
+ * Claims up to `limit` due deliveries for this process: counts the attempt and pushes `due_at`
+ * out by `claimSeconds`, so that if this process dies mid-delivery another one retries it then.
+ * SKIP LOCKED lets several processes claim at once without waiting on each other.
+ */
+export async function claimDeliveries(db: Queryable, limit: number, claimSeconds: number): Promise<ClaimedDelivery[]> {
+  const { rows } = await db.query<ClaimedDelivery>(
+    `WITH due AS (
+       SELECT id FROM notification_deliveries
+        WHERE state = 'pending' AND due_at <= now()
+        ORDER BY due_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+     )
+     UPDATE notification_deliveries n
+        SET attempts = n.attempts + 1, due_at = now() + make_interval(secs => $2)
+       FROM due, notification_subscriptions s
+      WHERE n.id = due.id AND s.id = n.subscription_id
+     RETURNING n.id::text AS id, n.event, n.payload, n.attempts, s.url, s.format, s.secret`,
+    [limit, claimSeconds],
+  );
+  return rows;
+}
+
+export async function markDelivered(db: Queryable, id: string, status: number): Promise<void> {
+  await db.query(
+    `UPDATE notification_deliveries SET state = 'delivered', delivered_at = now(), last_status = $2, last_error = NULL WHERE id = $1`,
+    [id, status],
+  );
+}
+
+/** Records a failed attempt: retried after `retryInSeconds`, or given up when that is null. */
+export async function markAttemptFailed(
+  db: Queryable,
+  id: string,
+  failure: { error: string; status: number | null; retryInSeconds: number | null },
+): Promise<void> {
+  await db.query(
+    `UPDATE notification_deliveries
+        SET last_error = $2, last_status = $3,
+            state = CASE WHEN $4::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+            due_at = CASE WHEN $4::float8 IS NULL THEN due_at ELSE now() + make_interval(secs => $4::float8) END
+      WHERE id = $1`,
+    [id, failure.error.slice(0, 1000), failure.status, failure.retryInSeconds],
+  );
+}

@@ -1,0 +1,76 @@
+/**
+ * The audit log: entries written in the caller's transaction, secrets masked, listed newest
+ * first per team with keyset pagination.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { inTransaction } from '../src/db/pool.ts';
+import { recordAudit, scrubSecrets } from '../src/audit/record.ts';
+import { listAudit } from '../src/db/sql/audit.ts';
+
+let db: TestDatabase;
+before(async () => {
+  db = await createTestDatabase();
+});
+after(async () => {
+  await db.drop();
+});
+
+async function team(name: string) {
+  const id = (await db.pool.query(`INSERT INTO teams (name) VALUES ($1) RETURNING id`, [name])).rows[0].id as string;
+  const user = (await db.pool.query(
+    `INSERT INTO users (email, password_hash, team_id, role) VALUES ($1, 'x', $2, 'owner') RETURNING id`,
+    [`${name}@example.com`, id],
+  )).rows[0].id as string;
+  return { id, user };
+}
+
+test('recordAudit writes in the caller\'s transaction and masks secrets', async () => {
+  const t = await team('audit-a');
+  await assert.rejects(inTransaction(db.pool, async (c) => {
+    await recordAudit(c, { teamId: t.id, actorId: t.user, action: 'app.create', targetId: 'x', details: {} });
+    throw new Error('rolled back');
+  }));
+  assert.equal((await listAudit(db.pool, t.id, { beforeId: null, limit: 10 })).length, 0);
+
+  await inTransaction(db.pool, (c) => recordAudit(c, {
+    teamId: t.id, actorId: t.user, action: 'credential.create', targetId: 'cred-1',
+    details: { name: 'prod', provider: 'aws', secret_access_key: 'AKIASECRET', nested: { token: 'do-tok', password: 'pw' }, target: { secret: 's3' } },
+  }));
+  const [row] = await listAudit(db.pool, t.id, { beforeId: null, limit: 10 });
+  assert.equal(row.action, 'credential.create');
+  assert.equal(row.actor_email, 'audit-a@example.com');
+  assert.equal(row.target_id, 'cred-1');
+  assert.ok(row.at instanceof Date);
+  const text = JSON.stringify(row.details);
+  for (const s of ['AKIASECRET', 'do-tok', 'pw', 's3']) assert.ok(!text.includes(`"${s}"`), `${s} leaked: ${text}`);
+  assert.equal((row.details as { name: string }).name, 'prod');
+});
+
+test('listAudit: newest first, per team, keyset pages, filters', async () => {
+  const a = await team('audit-b');
+  const b = await team('audit-c');
+  for (let i = 0; i < 7; i++) {
+    await recordAudit(db.pool, { teamId: a.id, actorId: a.user, action: i % 2 ? 'deployment.create' : 'deployment.cancel', targetId: `d${i}`, details: { i } });
+  }
+  await recordAudit(db.pool, { teamId: b.id, actorId: null, action: 'team.create', targetId: b.id });
+  const seen: string[] = [];
+  let before: string | null = null;
+  for (;;) {
+    const page = await listAudit(db.pool, a.id, { beforeId: before, limit: 3 });
+    seen.push(...page.map((r) => r.target_id!));
+    if (page.length < 3) break;
+    before = page[page.length - 1].id;
+  }
+  assert.deepEqual(seen, ['d6', 'd5', 'd4', 'd3', 'd2', 'd1', 'd0']);
+  assert.equal((await listAudit(db.pool, a.id, { beforeId: null, limit: 50, action: 'deployment.create' })).length, 3);
+  const other = await listAudit(db.pool, b.id, { beforeId: null, limit: 50 });
+  assert.deepEqual(other.map((r) => [r.action, r.actor_id]), [['team.create', null]]);
+});
+
+test('scrubSecrets keeps the shape and non-secret values', () => {
+  assert.deepEqual(scrubSecrets({ a: 1, list: [{ token: 't' }], has_secret: true, when: new Date(0) }), {
+    a: 1, list: [{ token: '[redacted]' }], has_secret: true, when: '1970-01-01T00:00:00.000Z',
+  });
+});
