@@ -1,0 +1,426 @@
+/**
+ * The local fakes against the published API definitions in ../shared/specs, so the fakes cannot
+ * drift from the real APIs without a test failing:
+ * - ECS: every answer of the fake (successes and errors) is walked against the Smithy JSON AST —
+ *   members must exist on the operation's output shape, with the right types (timestamps as
+ *   epoch-second numbers, enums with allowed values) — and every error `__type` must be an error
+ *   the operation declares (or an AWS common error), with the protocol's HTTP status.
+ * - DigitalOcean: every answer is validated with ajv against the dereferenced OpenAPI schema of
+ *   its operation and status (plus a walk that rejects members the schema does not declare), and
+ *   the declared rate-limit headers must be present and well-typed.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { ecsProvider, ECS_READ_ONLY_TASK_DEFINITION_FIELDS } from '../src/providers/ecs.ts';
+import { digitaloceanProvider } from '../src/providers/digitalocean.ts';
+import type { ProviderContext, StepResult } from '../src/providers/types.ts';
+import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
+import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
+
+const SPECS = process.env.SHIPCLOCK_SPECS_DIR ?? path.resolve(import.meta.dirname, '../../shared/specs');
+const ECS_MODEL = path.join(SPECS, 'aws-ecs.smithy.json');
+const DO_ROOT = path.join(SPECS, 'digitalocean/apps-deployments.openapi.yaml');
+
+// ---------------------------------------------------------------------------------------------
+// Smithy checker
+// ---------------------------------------------------------------------------------------------
+
+type Shape = { type: string; members?: Record<string, { target: string; traits?: Record<string, unknown> }>; member?: { target: string }; key?: { target: string }; value?: { target: string }; traits?: Record<string, any>; input?: { target: string }; output?: { target: string }; errors?: { target: string }[] };
+const NS = 'com.amazonaws.ecs#';
+
+/**
+ * Errors every AWS JSON service may answer that service models do not list (AWS "Common Errors").
+ * Status per the AWS documentation.
+ */
+const AWS_COMMON_ERRORS: Record<string, number> = {
+  AccessDeniedException: 400, IncompleteSignature: 400, InternalFailure: 500, InvalidAction: 400,
+  InvalidClientTokenId: 403, MissingAuthenticationTokenException: 403, NotAuthorized: 400,
+  RequestExpired: 400, ServiceUnavailable: 503, ThrottlingException: 400, ValidationError: 400,
+  UnrecognizedClientException: 400, SerializationException: 400, UnknownOperationException: 400,
+};
+
+class Smithy {
+  readonly shapes: Record<string, Shape>;
+  constructor(file: string) {
+    this.shapes = JSON.parse(fs.readFileSync(file, 'utf8')).shapes;
+  }
+
+  op(name: string): Shape {
+    const s = this.shapes[NS + name];
+    assert.ok(s && s.type === 'operation', `operation ${name} is not in the model`);
+    return s;
+  }
+
+  /** Problems with `value` as an instance of shape `target` (empty when it conforms). */
+  check(target: string, value: unknown, at: string, out: string[] = []): string[] {
+    const prelude = /^smithy\.api#(.+)$/.exec(target)?.[1];
+    const shape: Shape | undefined = prelude ? { type: preludeType(prelude) } : this.shapes[target];
+    if (!shape) {
+      out.push(`${at}: unknown shape ${target}`);
+      return out;
+    }
+    const bad = (what: string) => out.push(`${at}: expected ${what} (${target}), got ${JSON.stringify(value)?.slice(0, 80)}`);
+    switch (shape.type) {
+      case 'structure': {
+        if (!isObject(value)) return bad('an object'), out;
+        for (const [k, v] of Object.entries(value)) {
+          const m = shape.members?.[k];
+          if (!m) out.push(`${at}.${k}: not a member of ${target}`);
+          else this.check(m.target, v, `${at}.${k}`, out);
+        }
+        for (const [k, m] of Object.entries(shape.members ?? {})) {
+          if (m.traits?.['smithy.api#required'] !== undefined && !(k in value)) out.push(`${at}.${k}: required member missing`);
+        }
+        return out;
+      }
+      case 'union': {
+        if (!isObject(value) || Object.keys(value).length !== 1) return bad('a union (one member)'), out;
+        const [k, v] = Object.entries(value)[0];
+        const m = shape.members?.[k];
+        if (!m) out.push(`${at}.${k}: not a member of ${target}`);
+        else this.check(m.target, v, `${at}.${k}`, out);
+        return out;
+      }
+      case 'list':
+      case 'set':
+        if (!Array.isArray(value)) return bad('a list'), out;
+        value.forEach((v, i) => this.check(shape.member!.target, v, `${at}[${i}]`, out));
+        return out;
+      case 'map':
+        if (!isObject(value)) return bad('a map'), out;
+        for (const [k, v] of Object.entries(value)) {
+          this.check(shape.key!.target, k, `${at}{key}`, out);
+          this.check(shape.value!.target, v, `${at}.${k}`, out);
+        }
+        return out;
+      case 'enum': {
+        const allowed = Object.entries(shape.members ?? {}).map(([k, m]) => (m.traits?.['smithy.api#enumValue'] as string) ?? k);
+        if (typeof value !== 'string' || !allowed.includes(value)) bad(`one of ${allowed.join('|')}`);
+        return out;
+      }
+      case 'intEnum':
+        if (!Number.isInteger(value)) bad('an integer enum');
+        return out;
+      case 'string': {
+        if (typeof value !== 'string') return bad('a string'), out;
+        const legacy = shape.traits?.['smithy.api#enum'] as { value: string }[] | undefined;
+        if (legacy && !legacy.some((e) => e.value === value)) bad(`one of ${legacy.map((e) => e.value).join('|')}`);
+        return out;
+      }
+      case 'blob':
+        if (typeof value !== 'string') bad('a base64 string');
+        return out;
+      case 'boolean':
+        if (typeof value !== 'boolean') bad('a boolean');
+        return out;
+      case 'byte': case 'short': case 'integer': case 'long': case 'bigInteger':
+        if (!Number.isInteger(value)) bad('an integer');
+        return out;
+      case 'float': case 'double': case 'bigDecimal':
+        if (typeof value !== 'number') bad('a number');
+        return out;
+      case 'timestamp':
+        // awsJson1_1 sends timestamps as epoch seconds (fractions allowed), not ms, not strings.
+        if (typeof value !== 'number' || value < 946_684_800 || value > 4_102_444_800) bad('epoch seconds');
+        return out;
+      case 'document':
+        return out;
+      default:
+        out.push(`${at}: unhandled shape type ${shape.type}`);
+        return out;
+    }
+  }
+}
+
+function preludeType(name: string): string {
+  const t = name.replace(/^Primitive/, '').toLowerCase();
+  return t === 'bigdecimal' ? 'bigDecimal' : t === 'biginteger' ? 'bigInteger' : t;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Problems with one recorded ECS fake answer. */
+function checkEcsResponse(model: Smithy, r: { op: string; status: number; body: Record<string, any> }): string[] {
+  if (!r.op) return []; // requests that named no operation are not the model's business
+  const op = model.op(r.op);
+  if (r.status === 200) return model.check(op.output!.target, r.body, r.op);
+  const errs: string[] = [];
+  const type = String(r.body.__type ?? '');
+  const name = type.includes('#') ? type.slice(type.indexOf('#') + 1) : type;
+  if (type.includes('#') && !type.startsWith(NS)) errs.push(`${r.op}: __type ${type} is not in namespace ${NS}`);
+  const declared = (op.errors ?? []).map((e) => e.target);
+  if (declared.includes(NS + name)) {
+    const shape = model.shapes[NS + name];
+    const expected = shape.traits?.['smithy.api#httpError'] ?? (shape.traits?.['smithy.api#error'] === 'server' ? 500 : 400);
+    if (r.status !== expected) errs.push(`${r.op}: ${name} answered ${r.status}, the model says ${expected}`);
+    const { __type: _t, ...members } = r.body;
+    model.check(NS + name, members, `${r.op}!${name}`, errs);
+  } else if (name in AWS_COMMON_ERRORS) {
+    if (r.status !== AWS_COMMON_ERRORS[name]) errs.push(`${r.op}: common error ${name} answered ${r.status}, AWS says ${AWS_COMMON_ERRORS[name]}`);
+    const extra = Object.keys(r.body).filter((k) => k !== '__type' && k !== 'message');
+    if (extra.length) errs.push(`${r.op}: common error ${name} has members ${extra.join(', ')}`);
+  } else {
+    errs.push(`${r.op}: error ${type} is not declared by the operation (declared: ${declared.map((d) => d.slice(NS.length)).join(', ')})`);
+  }
+  return errs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAPI checker
+// ---------------------------------------------------------------------------------------------
+
+type Schema = Record<string, any>;
+
+/** Members of `value` that `schema` does not declare (OpenAPI schemas rarely say additionalProperties: false). */
+function undeclared(schema: Schema | undefined, value: unknown, at: string, out: string[] = []): string[] {
+  if (!schema || value === null || typeof value !== 'object') return out;
+  const parts: Schema[] = [schema, ...(schema.allOf ?? []), ...(schema.anyOf ?? []), ...(schema.oneOf ?? [])];
+  if (Array.isArray(value)) {
+    const items = parts.find((p) => p.items)?.items;
+    value.forEach((v, i) => undeclared(items, v, `${at}[${i}]`, out));
+    return out;
+  }
+  const props: Record<string, Schema[]> = {};
+  let declaresAny = false;
+  const collect = (s: Schema) => {
+    if (s.properties) {
+      declaresAny = true;
+      for (const [k, v] of Object.entries(s.properties)) (props[k] ??= []).push(v as Schema);
+    }
+    for (const sub of [...(s.allOf ?? []), ...(s.anyOf ?? []), ...(s.oneOf ?? [])]) collect(sub);
+  };
+  collect(schema);
+  if (!declaresAny) return out; // a free-form object (e.g. child steps: `type: object`)
+  for (const [k, v] of Object.entries(value)) {
+    if (!props[k]) out.push(`${at}.${k}: not declared by the schema`);
+    else for (const s of props[k]) undeclared(s, v, `${at}.${k}`, out);
+  }
+  return out;
+}
+
+function newAjv(): Ajv {
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  const addFormats = (addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule;
+  (addFormats as unknown as (a: Ajv) => void)(ajv);
+  ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && Math.abs(n) < 2 ** 31 });
+  ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
+  return ajv;
+}
+
+function checkDoResponse(api: any, ajv: Ajv, r: { method: string; route: string; status: number; headers: Record<string, string>; body: unknown }): string[] {
+  const errs: string[] = [];
+  const op = api.paths[r.route]?.[r.method.toLowerCase()];
+  if (!op) return [`${r.method} ${r.route}: no such operation in the OpenAPI document`];
+  const res = op.responses[String(r.status)] ?? op.responses.default;
+  if (!res) return [`${r.method} ${r.route}: status ${r.status} is not declared`];
+  const schema = res.content?.['application/json']?.schema;
+  if (!schema) return [`${r.method} ${r.route} ${r.status}: no JSON schema`];
+  if (!String(r.headers['content-type'] ?? '').startsWith('application/json')) errs.push(`${r.route} ${r.status}: content-type ${r.headers['content-type']}`);
+  const validate = ajv.compile(schema);
+  if (!validate(r.body)) {
+    for (const e of validate.errors ?? []) errs.push(`${r.method} ${r.route} ${r.status}: ${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`);
+  }
+  undeclared(schema, r.body, `${r.method} ${r.route} ${r.status}`, errs);
+  for (const [name, h] of Object.entries<any>(res.headers ?? {})) {
+    const v = r.headers[name.toLowerCase()];
+    if (v === undefined) errs.push(`${r.route} ${r.status}: header ${name} missing`);
+    else if (h.schema?.type === 'integer' && !/^-?\d+$/.test(v)) errs.push(`${r.route} ${r.status}: header ${name}=${v} is not an integer`);
+  }
+  return errs;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const AWS_CREDS = { provider: 'aws' as const, access_key_id: 'AKIASPECCHECK', secret_access_key: 'spec-check-secret' };
+
+function ctxFor<T>(target: T, credentials: ProviderContext<T>['credentials'], attempt = 1): ProviderContext<T> {
+  return {
+    deployment: { id: 'd', teamId: 't', appId: 'a', appName: 'x', runAt: new Date(), attempt, startedAt: new Date(Date.now() - 1000) },
+    target, credentials, ref: null, signal: new AbortController().signal, log: () => {},
+  };
+}
+
+async function drive<T>(p: { start(c: ProviderContext<T>): Promise<StepResult>; poll?(c: ProviderContext<T>): Promise<StepResult> }, c: ProviderContext<T>): Promise<StepResult> {
+  let r = await p.start(c);
+  for (let i = 0; i < 10 && r.kind === 'follow'; i++) r = await p.poll!({ ...c, ref: r.ref });
+  return r;
+}
+
+describe('ECS fake vs the Smithy model', () => {
+  let fake: EcsFake;
+  let model: Smithy;
+
+  before(async () => {
+    model = new Smithy(ECS_MODEL);
+    fake = await startEcsFake({ region: 'us-west-2' });
+    process.env.AWS_ENDPOINT_URL_ECS = fake.url;
+  });
+  after(async () => {
+    delete process.env.AWS_ENDPOINT_URL_ECS;
+    await fake.close();
+  });
+
+  test('the checker itself catches drift (extra member, string timestamp, bad enum, undeclared error)', () => {
+    const ok = { services: [], failures: [{ arn: 'a', reason: 'MISSING' }] };
+    assert.deepEqual(checkEcsResponse(model, { op: 'DescribeServices', status: 200, body: ok }), []);
+    const svc = { serviceName: 's', createdAt: '2024-01-01T00:00:00Z', deployments: [{ id: 'x', rolloutState: 'DONE', createdAt: 1_700_000_000_000 }], colour: 'blue' };
+    const errs = checkEcsResponse(model, { op: 'DescribeServices', status: 200, body: { services: [svc] } });
+    assert.ok(errs.some((e) => e.includes('.colour: not a member')), errs.join('\n'));
+    assert.ok(errs.some((e) => e.includes('services[0].createdAt: expected epoch seconds')), errs.join('\n'));
+    assert.ok(errs.some((e) => e.includes('rolloutState: expected one of COMPLETED|FAILED|IN_PROGRESS')), errs.join('\n'));
+    assert.ok(errs.some((e) => e.includes('deployments[0].createdAt: expected epoch seconds')), errs.join('\n'));
+    const e2 = checkEcsResponse(model, { op: 'DescribeServices', status: 400, body: { __type: `${NS}ServiceNotFoundException`, message: 'x' } });
+    assert.match(e2.join('\n'), /not declared by the operation/);
+    const e3 = checkEcsResponse(model, { op: 'UpdateService', status: 500, body: { __type: `${NS}ServiceNotFoundException`, message: 'x' } });
+    assert.match(e3.join('\n'), /answered 500, the model says 400/);
+  });
+
+  test('the read-only task-definition members are exactly those RegisterTaskDefinition does not take', () => {
+    const td = Object.keys(model.shapes[NS + 'TaskDefinition'].members!);
+    const reg = new Set(Object.keys(model.shapes[NS + 'RegisterTaskDefinitionRequest'].members!));
+    assert.deepEqual(td.filter((k) => !reg.has(k)).sort(), [...ECS_READ_ONLY_TASK_DEFINITION_FIELDS].sort());
+  });
+
+  test('every answer the fake gave across the provider scenarios matches the model', async () => {
+    fake.addService({
+      cluster: 'prod', service: 'web', tags: [{ key: 'team', value: 'web' }],
+      taskDefinition: {
+        family: 'web', networkMode: 'awsvpc', requiresCompatibilities: ['FARGATE'], cpu: '256', memory: '512',
+        containerDefinitions: [{ name: 'web', image: 'web:1', essential: true, portMappings: [{ containerPort: 80, protocol: 'tcp' }] }],
+      },
+    });
+    const target = { type: 'ecs' as const, region: 'us-west-2', cluster: 'prod', service: 'web' };
+    assert.equal((await drive(ecsProvider, ctxFor(target, AWS_CREDS))).kind, 'succeeded');
+    assert.equal((await drive(ecsProvider, ctxFor({ ...target, image: 'web:2' }, AWS_CREDS))).kind, 'succeeded');
+    fake.failNextRollout();
+    assert.equal((await drive(ecsProvider, ctxFor(target, AWS_CREDS))).kind, 'failed');
+    for (const kind of ['throttle', 'server', 'accessDenied'] as const) {
+      fake.injectErrors(kind, 1, 'UpdateService');
+      await ecsProvider.start(ctxFor(target, AWS_CREDS));
+    }
+    fake.injectErrors('server', 1, 'DescribeServices');
+    await ecsProvider.start(ctxFor({ ...target, image: 'web:3' }, AWS_CREDS));
+    await ecsProvider.start(ctxFor({ ...target, cluster: 'nope' }, AWS_CREDS));
+    await ecsProvider.start(ctxFor({ ...target, service: 'gone' }, AWS_CREDS));
+    await ecsProvider.start(ctxFor({ ...target, service: 'gone', image: 'x:1' }, AWS_CREDS));
+    fake.acceptedAccessKeyId = 'AKIAOTHER';
+    await ecsProvider.start(ctxFor(target, AWS_CREDS));
+    fake.acceptedAccessKeyId = undefined;
+
+    const seen = new Set(fake.responses.map((r) => `${r.op} ${r.status} ${r.body.__type ?? ''}`));
+    for (const want of ['DescribeServices 200 ', 'UpdateService 200 ', 'DescribeTaskDefinition 200 ', 'RegisterTaskDefinition 200 ',
+      `UpdateService 400 ${NS}ServiceNotFoundException`, `UpdateService 400 ${NS}ClusterNotFoundException`, `UpdateService 400 ${NS}ThrottlingException`,
+      `UpdateService 500 ${NS}ServerException`, `UpdateService 400 ${NS}AccessDeniedException`, `UpdateService 400 ${NS}UnrecognizedClientException`]) {
+      assert.ok(seen.has(want), `scenario missing: ${want}\nseen: ${[...seen].join('\n')}`);
+    }
+    const rollout = fake.responses.flatMap((r) => (r.body.services ?? []).flatMap((s: any) => s.deployments.map((d: any) => d.rolloutState)));
+    for (const s of ['IN_PROGRESS', 'COMPLETED', 'FAILED']) assert.ok(rollout.includes(s), `no ${s} rollout seen`);
+    assert.ok(fake.responses.some((r) => r.body.failures?.some((f: any) => f.reason === 'MISSING')), 'no MISSING failure seen');
+
+    const problems = fake.responses.flatMap((r) => checkEcsResponse(model, r));
+    assert.deepEqual(problems, []);
+  });
+
+  test('every request the provider sent is a valid input of its operation', () => {
+    assert.ok(fake.requests.length > 10);
+    const problems = fake.requests.flatMap((r) => model.check(model.op(r.op).input!.target, r.body, `${r.op} input`));
+    assert.deepEqual(problems, []);
+  });
+
+  test('the wire protocol: POST /, X-Amz-Target, application/x-amz-json-1.1, unknown operation', async () => {
+    const r = fake.requests[0];
+    assert.match(String(r.headers['x-amz-target']), new RegExp(`^${ECS_TARGET_PREFIX.replace('.', '\\.')}[A-Za-z]+$`));
+    assert.match(String(r.headers['content-type']), /^application\/x-amz-json-1\.1/);
+    const res = await fetch(fake.url + '/', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `${ECS_TARGET_PREFIX}DescribeServices`, authorization: 'AWS4-HMAC-SHA256 Credential=AKIA/20250101/us-west-2/ecs/aws4_request' },
+      body: JSON.stringify({ cluster: 'prod', services: ['web'] }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-amz-json-1.1');
+    assert.deepEqual(checkEcsResponse(model, { op: 'DescribeServices', status: 200, body: await res.json() }), []);
+  });
+});
+
+describe('DigitalOcean fake vs the OpenAPI document', () => {
+  let fake: DigitaloceanFake;
+  let api: any;
+  let ajv: Ajv;
+
+  before(async () => {
+    api = await SwaggerParser.dereference(DO_ROOT);
+    ajv = newAjv();
+    fake = await startDigitaloceanFake();
+    process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = fake.url;
+  });
+  after(async () => {
+    delete process.env.SHIPCLOCK_DIGITALOCEAN_API_URL;
+    await fake.close();
+  });
+
+  test('the checker itself catches drift (unknown phase, extra member, missing header)', () => {
+    const base = { method: 'GET', route: '/v2/apps/{app_id}/deployments/{deployment_id}', status: 200, headers: { 'content-type': 'application/json', 'ratelimit-limit': '1', 'ratelimit-remaining': '1', 'ratelimit-reset': '1' } };
+    assert.deepEqual(checkDoResponse(api, ajv, { ...base, body: { deployment: { id: 'x', phase: 'ACTIVE' } } }), []);
+    const errs = checkDoResponse(api, ajv, { ...base, headers: { 'content-type': 'application/json' }, body: { deployment: { id: 'x', phase: 'DONE', state: 'ok' } } });
+    assert.ok(errs.some((e) => e.includes('/deployment/phase must be equal to one of the allowed values')), errs.join('\n'));
+    assert.ok(errs.some((e) => e.includes('.deployment.state: not declared')), errs.join('\n'));
+    assert.ok(errs.some((e) => e.includes('header ratelimit-reset missing')), errs.join('\n'));
+    const e2 = checkDoResponse(api, ajv, { ...base, status: 404, body: { error: 'nope' } });
+    assert.ok(e2.some((e) => e.includes("must have required property 'id'")), e2.join('\n'));
+  });
+
+  test('every answer the fake gave across the provider scenarios matches the OpenAPI schemas', async () => {
+    const app = fake.addApp();
+    const creds = { provider: 'digitalocean' as const, token: fake.token };
+    const target = { type: 'digitalocean' as const, app_id: app };
+    assert.equal((await drive(digitaloceanProvider, ctxFor(target, creds))).kind, 'succeeded');
+    fake.failNextDeployment();
+    assert.equal((await drive(digitaloceanProvider, ctxFor(target, creds))).kind, 'failed');
+    const started = await digitaloceanProvider.start(ctxFor(target, creds));
+    assert.equal(started.kind, 'follow');
+    await digitaloceanProvider.cancel!({ ...ctxFor(target, creds), ref: (started as any).ref });
+    await digitaloceanProvider.poll!({ ...ctxFor(target, creds), ref: (started as any).ref });
+    await digitaloceanProvider.recover!(ctxFor(target, creds)); // lists deployments
+    const ours = await digitaloceanProvider.start(ctxFor(target, creds));
+    fake.externalDeploy(app); // supersedes ours
+    await digitaloceanProvider.poll!({ ...ctxFor(target, creds), ref: (ours as any).ref });
+    for (const status of [429, 500, 503, 403, 404] as const) {
+      fake.injectErrors({ status, ...(status === 429 ? { retryAfter: 3 } : {}) });
+      await digitaloceanProvider.start(ctxFor(target, creds));
+    }
+    await digitaloceanProvider.start(ctxFor(target, { provider: 'digitalocean', token: 'wrong' }));
+    await digitaloceanProvider.start(ctxFor({ ...target, app_id: 'no-such-app' }, creds));
+
+    const seen = new Set(fake.responses.map((r) => `${r.method} ${r.route} ${r.status}`));
+    for (const want of ['POST /v2/apps/{app_id}/deployments 200', 'GET /v2/apps/{app_id}/deployments/{deployment_id} 200',
+      'GET /v2/apps/{app_id}/deployments 200', 'POST /v2/apps/{app_id}/deployments/{deployment_id}/cancel 200',
+      'POST /v2/apps/{app_id}/deployments 401', 'POST /v2/apps/{app_id}/deployments 404', 'POST /v2/apps/{app_id}/deployments 429',
+      'POST /v2/apps/{app_id}/deployments 500', 'POST /v2/apps/{app_id}/deployments 503', 'POST /v2/apps/{app_id}/deployments 403']) {
+      assert.ok(seen.has(want), `scenario missing: ${want}\nseen: ${[...seen].join('\n')}`);
+    }
+    const phases = new Set(fake.responses.map((r: any) => r.body.deployment?.phase).filter(Boolean));
+    for (const p of ['PENDING_BUILD', 'BUILDING', 'ACTIVE', 'ERROR', 'CANCELED', 'SUPERSEDED']) assert.ok(phases.has(p), `no ${p} seen`);
+    assert.ok(fake.responses.some((r) => r.status === 429 && r.headers['retry-after'] === '3' && r.headers['ratelimit-remaining'] === '0'));
+
+    const problems = fake.responses.flatMap((r) => checkDoResponse(api, ajv, r));
+    assert.deepEqual(problems, []);
+  });
+
+  test('the provider sends bodies its operations accept', () => {
+    const schema = api.paths['/v2/apps/{app_id}/deployments'].post.requestBody.content['application/json'].schema;
+    const validate = ajv.compile(schema);
+    const creates = fake.requests.filter((r) => r.method === 'POST' && /\/deployments$/.test(r.path));
+    assert.ok(creates.length > 0);
+    for (const r of creates) {
+      assert.ok(validate(r.body), JSON.stringify(validate.errors));
+      assert.deepEqual(undeclared(schema, r.body, 'create'), []);
+    }
+  });
+});
