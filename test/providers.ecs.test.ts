@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { ecsProvider, registerInputFor, type EcsTarget } from '../src/providers/ecs.ts';
+import { redact, secretsOf } from '../src/providers/redact.ts';
 import type { ProviderContext, ProviderRef, StepResult } from '../src/providers/types.ts';
 import { startEcsFake, type EcsFake, type FakeTaskDefinition } from './fakes/ecs-fake.ts';
 
@@ -311,5 +312,16 @@ describe('ecs provider', () => {
     const r = await ecsProvider.start({ ...ctx(service()), credentials: { provider: 'digitalocean', token: 't' } });
     assert.equal(r.kind, 'failed');
     if (r.kind === 'failed') assert.match(r.error, /needs an AWS credential/);
+  });
+});
+
+describe('redact', () => {
+  test('masks every secret, longest first, also URL-encoded, and ignores empty ones', () => {
+    const creds = { provider: 'aws', access_key_id: 'AKIA1', secret_access_key: 'a/b+c', session_token: 'tok' };
+    assert.deepEqual(secretsOf(creds).sort(), ['AKIA1', 'a/b+c', 'tok']);
+    assert.equal(redact('key AKIA1 secret a/b+c enc a%2Fb%2Bc tok', secretsOf(creds)), 'key [REDACTED] secret [REDACTED] enc [REDACTED] [REDACTED]');
+    assert.equal(redact('abcdef', ['abc', 'abcdef']), '[REDACTED]');
+    assert.equal(redact('nothing here', ['', undefined, null]), 'nothing here');
+    assert.deepEqual(secretsOf({ provider: 'digitalocean', token: 'dop_v1_x' }), ['dop_v1_x']);
   });
 });
