@@ -1,0 +1,115 @@
+/**
+ * The HTTP server: Fastify with TypeBox schemas. Every /v1 route except login needs a bearer
+ * token; bodies are limited to 1 MiB and validated strictly (no coercion, no unknown fields).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormatsImport from 'ajv-formats';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { registry } from '../observability/metrics.ts';
+import { authenticate } from './auth.ts';
+import type { ApiContext } from './context.ts';
+import { installErrorHandler } from './errors.ts';
+import { registerRoutes } from './routes/index.ts';
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/web');
+
+const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
+
+function makeAjv(coerce: boolean): Ajv {
+  const ajv = new Ajv({
+    coerceTypes: coerce ? 'array' : false,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: false,
+    discriminator: true,
+    strict: false,
+  });
+  addFormats(ajv);
+  return ajv;
+}
+
+export type Api = FastifyInstance;
+
+export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    // Per-request lines would be thousands a second at a round-hour instant; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    trustProxy: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Bodies are strict; query strings and path params are strings on the wire and get coerced.
+  const strict = makeAjv(false);
+  const coercing = makeAjv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+  installErrorHandler(app);
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await ctx.pool.query({ text: 'SELECT 1', query_timeout: 2000 } as never);
+      return { status: 'ready' };
+    } catch {
+      return reply.status(503).send({ error: { code: 'database_unreachable', message: 'the database does not answer' } });
+    }
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+
+  if (ctx.role === 'worker') {
+    app.setNotFoundHandler((request, reply) => {
+      reply.status(404).send({ error: { code: 'not_found', message: `a worker serves only /healthz, /readyz and /metrics` } });
+    });
+    return app;
+  }
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'shipclock API', version: '1.0.0', description: 'Schedule deployments in your timezone; shipclock fires each exactly once at its instant.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(async (v1) => {
+    v1.addHook('onRequest', async (request) => {
+      const route = request.routeOptions.url ?? '';
+      if (route === '/v1/auth/login') return;
+      await authenticate(ctx.auth, request, route === '/v1/events');
+    });
+    await registerRoutes(v1 as unknown as FastifyInstance, ctx);
+  });
+
+  const indexFile = path.join(WEB_DIR, 'index.html');
+  if (fs.existsSync(indexFile)) {
+    await app.register(fastifyStatic, { root: WEB_DIR, wildcard: false, index: ['index.html'] });
+    const indexHtml = fs.readFileSync(indexFile);
+    // Client-side routes (/deployments/…) get the app; unknown API paths keep their JSON 404.
+    app.setNotFoundHandler((request, reply) => {
+      const url = request.url.split('?')[0];
+      if (request.method === 'GET' && !url.startsWith('/v1/') && !url.startsWith('/docs') && !path.extname(url)) {
+        return reply.type('text/html; charset=utf-8').send(indexHtml);
+      }
+      return reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${url}` } });
+    });
+  } else {
+    app.setNotFoundHandler((request, reply) => {
+      reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } });
+    });
+  }
+  return app;
+}

@@ -1,0 +1,45 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { cancel, getOne, list, reschedule, schedule } from '../../services/deployments.ts';
+import { requireRole } from '../auth.ts';
+import type { ApiContext } from '../context.ts';
+import {
+  ErrorBody, IdParams, ListDeploymentsQuery, Page, ScheduleCreate, ScheduledDeployment, ScheduledDeploymentDetail, ScheduleUpdate, Wrapped,
+} from '../schemas.ts';
+
+const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody };
+
+export default async function (fastify: FastifyInstance, ctx: ApiContext) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.post('/v1/scheduled_deployments', {
+    schema: {
+      tags: ['scheduled deployments'],
+      summary: 'Schedule a deployment at a wall-clock time in an IANA zone, optionally after a dependency (deployers)',
+      description: 'A local time skipped by a daylight-saving change answers 422 nonexistent_local_time; one that occurs twice is resolved by `disambiguation`. With `dependency`, that app is scheduled `dependency_lead_seconds` earlier and must succeed first.',
+      body: ScheduleCreate,
+      response: { 201: Wrapped(ScheduledDeployment), ...errors },
+    },
+  }, async (req, reply) => reply.status(201).send({ result: await schedule(ctx.pool, requireRole(req, 'deployer'), req.body) }));
+
+  app.get('/v1/scheduled_deployments', {
+    schema: { tags: ['scheduled deployments'], summary: 'List by instant, with filters', querystring: ListDeploymentsQuery, response: { 200: Page(ScheduledDeployment) } },
+  }, async (req) => list(ctx.pool, req.user, req.query));
+
+  app.get('/v1/scheduled_deployments/:id', {
+    schema: { tags: ['scheduled deployments'], summary: 'One deployment with its event timeline and log', params: IdParams, response: { 200: Wrapped(ScheduledDeploymentDetail), 404: ErrorBody } },
+  }, async (req) => ({ result: await getOne(ctx.pool, req.user, req.params.id) }));
+
+  app.patch('/v1/scheduled_deployments/:id', {
+    schema: {
+      tags: ['scheduled deployments'], summary: 'Reschedule (deployers); a pending dependency moves with it, keeping its lead',
+      params: IdParams, body: ScheduleUpdate, response: { 200: Wrapped(ScheduledDeployment), ...errors },
+    },
+  }, async (req) => ({ result: await reschedule(ctx.pool, requireRole(req, 'deployer'), req.params.id, req.body) }));
+
+  app.post('/v1/scheduled_deployments/:id/cancel', {
+    schema: {
+      tags: ['scheduled deployments'], summary: 'Cancel (deployers); its pending dependency is canceled too. A running rollout only if the provider can recall it',
+      params: IdParams, response: { 200: Wrapped(ScheduledDeployment), ...errors },
+    },
+  }, async (req) => ({ result: await cancel(ctx.pool, requireRole(req, 'deployer'), req.params.id, ctx.resolveTarget) }));
+}

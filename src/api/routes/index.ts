@@ -1,0 +1,13 @@
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../context.ts';
+import apps from './apps.ts';
+import auth from './auth.ts';
+import credentials from './credentials.ts';
+import deployments from './deployments.ts';
+import events from './events.ts';
+import teams from './teams.ts';
+
+/** Every /v1 route module; each is a plain function of (app, ctx). */
+export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
+  for (const routes of [auth, teams, apps, credentials, deployments, events]) await routes(app, ctx);
+}

@@ -1,0 +1,58 @@
+/**
+ * /v1/notifications: a team's subscriptions to final deployment states (owners).
+ */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { NOTIFY_EVENTS } from '../../db/sql/notifications.ts';
+import { createNotification, deleteNotification, listNotifications } from '../../notifications/service.ts';
+import { requireRole } from '../auth.ts';
+import type { ApiContext } from '../context.ts';
+import { IdParams, ListQuery, Page } from '../schemas.ts';
+
+const NotifyEvent = Type.Union(NOTIFY_EVENTS.map((e) => Type.Literal(e)));
+const NotifyFormat = Type.Union([Type.Literal('json'), Type.Literal('slack')], {
+  description: '"json": the event object; "slack": a Slack incoming-webhook body {text, blocks}',
+});
+
+export const NotificationCreate = Type.Object(
+  {
+    url: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048, description: 'where to POST' }),
+    events: Type.Array(NotifyEvent, { minItems: 1, maxItems: NOTIFY_EVENTS.length, uniqueItems: true, description: 'final states to be told about' }),
+    format: Type.Optional(NotifyFormat),
+    secret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'HMAC-SHA256 key for X-Shipclock-Signature; write-only' })),
+  },
+  { additionalProperties: false },
+);
+
+export const Notification = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  url: Type.String(),
+  events: Type.Array(NotifyEvent),
+  format: NotifyFormat,
+  has_secret: Type.Boolean({ description: 'whether deliveries are signed (the secret itself is never returned)' }),
+  created_at: Type.String({ format: 'date-time' }),
+});
+
+export default async function (fastify: FastifyInstance, ctx: ApiContext) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.post('/v1/notifications', {
+    schema: {
+      tags: ['notifications'],
+      summary: 'Subscribe a URL to final states of the team\'s deployments (owners); delivered with retries, signed when a secret is set',
+      body: NotificationCreate,
+      response: { 201: Notification },
+    },
+  }, async (req, reply) => reply.status(201).send(await createNotification(ctx.pool, ctx.box, requireRole(req, 'owner'), req.body)));
+
+  app.get('/v1/notifications', {
+    schema: { tags: ['notifications'], summary: 'List notification subscriptions (owners)', querystring: Type.Object(ListQuery, { additionalProperties: false }), response: { 200: Page(Notification) } },
+  }, async (req) => listNotifications(ctx.pool, requireRole(req, 'owner'), req.query.limit ?? 50, req.query.cursor));
+
+  app.delete('/v1/notifications/:id', {
+    schema: { tags: ['notifications'], summary: 'Delete a subscription and its pending deliveries (owners)', params: IdParams, response: { 204: Type.Null() } },
+  }, async (req, reply) => {
+    await deleteNotification(ctx.pool, requireRole(req, 'owner'), req.params.id);
+    return reply.status(204).send(null);
+  });
+}

@@ -1,0 +1,221 @@
+/**
+ * Request and response schemas (TypeBox). The same objects validate requests, shape responses
+ * and produce /openapi.json.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+
+export const Uuid = Type.String({ format: 'uuid' });
+export const IdParams = Type.Object({ id: Uuid });
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'stable machine-readable code, e.g. nonexistent_local_time' }),
+      message: Type.String(),
+      field: Type.Optional(Type.String({ description: 'the request field the error is about' })),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+export const ListQuery = {
+  cursor: Type.Optional(Type.String({ description: 'next_cursor from the previous page' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+};
+
+export function Page<T extends TSchema>(item: T) {
+  return Type.Object({ result: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+}
+
+/** A discriminated union: validation reports errors of the branch named by `type` only. */
+function TaggedUnion<T extends TSchema[]>(schemas: [...T], description: string) {
+  return Type.Unsafe<Static<T[number]>>({ type: 'object', oneOf: schemas, discriminator: { propertyName: 'type' }, required: ['type'], description });
+}
+
+const Seconds = (def: number, max: number, description: string) => Type.Optional(Type.Integer({ minimum: 1, maximum: max, default: def, description }));
+const Headers = Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,100}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 50 });
+
+export const WebhookTarget = Type.Object(
+  {
+    type: Type.Literal('webhook'),
+    url: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048 }),
+    secret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'HMAC-SHA256 signing secret; write-only' })),
+    headers: Type.Optional(Headers),
+    timeout_seconds: Seconds(30, 300, 'per-request timeout (default 30)'),
+  },
+  { additionalProperties: false },
+);
+
+export const CommandTarget = Type.Object(
+  {
+    type: Type.Literal('command'),
+    command: Type.String({ minLength: 1, maxLength: 1024 }),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 100 })),
+    cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    timeout_seconds: Seconds(600, 86400, 'kill the command after this long (default 600)'),
+  },
+  { additionalProperties: false },
+);
+
+const Rollout = {
+  poll_interval_seconds: Seconds(15, 3600, 'how often to look at the rollout (default 15)'),
+  timeout_seconds: Seconds(1800, 86400, 'fail the deployment if the rollout has not ended by then (default 1800)'),
+};
+
+export const EcsTarget = Type.Object(
+  {
+    type: Type.Literal('ecs'),
+    region: Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-\\d+$', description: 'e.g. eu-west-1' }),
+    cluster: Type.String({ minLength: 1, maxLength: 2048 }),
+    service: Type.String({ minLength: 1, maxLength: 2048 }),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'new image: registers a task-definition revision' })),
+    container: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'container whose image changes (default: the first essential one)' })),
+    credentials: Type.String({ format: 'uuid', description: 'id of an aws credential' }),
+    ...Rollout,
+  },
+  { additionalProperties: false },
+);
+
+export const DigitaloceanTarget = Type.Object(
+  {
+    type: Type.Literal('digitalocean'),
+    app_id: Type.String({ minLength: 1, maxLength: 255 }),
+    credentials: Type.String({ format: 'uuid', description: 'id of a digitalocean credential' }),
+    force_build: Type.Optional(Type.Boolean({ default: false })),
+    ...Rollout,
+  },
+  { additionalProperties: false },
+);
+
+export const Target = TaggedUnion([WebhookTarget, CommandTarget, EcsTarget, DigitaloceanTarget], 'where the app is deployed: webhook, command, ecs or digitalocean');
+export type TargetInput = Static<typeof WebhookTarget> | Static<typeof CommandTarget> | Static<typeof EcsTarget> | Static<typeof DigitaloceanTarget>;
+
+export const RetryPolicy = Type.Object(
+  {
+    max_attempts: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'attempts in all, for transient failures (default 3)' }),
+    backoff_seconds: Type.Integer({ minimum: 0, maximum: 3600, default: 10, description: 'wait before the second attempt, doubling after (default 10)' }),
+  },
+  { additionalProperties: false },
+);
+
+const AppName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._ -]*$' });
+
+export const AppCreate = Type.Object({ name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)) }, { additionalProperties: false });
+export const AppUpdate = Type.Object(
+  { name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)) },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const App = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    target: Type.Record(Type.String(), Type.Unknown(), { description: 'the target, secrets omitted (has_secret tells whether a webhook secret is set)' }),
+    retry: RetryPolicy,
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'App' },
+);
+
+export const CredentialCreate = TaggedUnionProvider();
+function TaggedUnionProvider() {
+  const aws = Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 100 }),
+      provider: Type.Literal('aws'),
+      access_key_id: Type.String({ minLength: 16, maxLength: 128, pattern: '^[A-Z0-9]+$' }),
+      secret_access_key: Type.String({ minLength: 1, maxLength: 256 }),
+      session_token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    },
+    { additionalProperties: false },
+  );
+  const digitalocean = Type.Object(
+    { name: Type.String({ minLength: 1, maxLength: 100 }), provider: Type.Literal('digitalocean'), token: Type.String({ minLength: 1, maxLength: 512 }) },
+    { additionalProperties: false },
+  );
+  return Type.Unsafe<Static<typeof aws> | Static<typeof digitalocean>>({ type: 'object', oneOf: [aws, digitalocean], discriminator: { propertyName: 'provider' }, required: ['provider'] });
+}
+
+export const Credential = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    provider: Type.Union([Type.Literal('aws'), Type.Literal('digitalocean')]),
+    access_key_id: Type.Optional(Type.String({ description: 'aws only: the key id (not secret), masked but its last 4 characters' })),
+    created_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'Credential' },
+);
+
+export const Disambiguation = Type.Union([Type.Literal('earlier'), Type.Literal('later'), Type.Literal('reject')], {
+  description: 'for a local time that occurs twice (DST ends): earlier (default), later, or reject → 422',
+});
+
+const TimeFields = {
+  year: Type.Integer({ description: '1970–9999' }),
+  month: Type.Integer({ description: '1–12' }),
+  day: Type.Integer({ description: '1–31, valid for the month' }),
+  hour: Type.Integer({ description: '0–23, local wall-clock time in `timezone`' }),
+  minute: Type.Integer({ description: '0–59' }),
+  second: Type.Optional(Type.Integer({ description: '0–59 (default 0)' })),
+  timezone: Type.String({ minLength: 1, maxLength: 64, description: 'IANA zone name, e.g. America/New_York' }),
+  disambiguation: Type.Optional(Disambiguation),
+  dependency_lead_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86400, description: 'the dependency runs this long before (default 900)' })),
+  expires_after_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 86400, description: 'not started within this long after the instant → missed (default 3600)' })),
+};
+
+export const ScheduleCreate = Type.Object(
+  {
+    app: Type.String({ format: 'uuid', description: 'id of the app to deploy' }),
+    dependency: Type.Optional(Type.Union([Type.String({ format: 'uuid', description: 'id of an app deployed dependency_lead_seconds before, which must succeed first' }), Type.Null()])),
+    ...TimeFields,
+  },
+  { additionalProperties: false },
+);
+
+export const ScheduleUpdate = Type.Object(TimeFields, { additionalProperties: false });
+
+const LocalTimeOut = Type.Object({ year: Type.Integer(), month: Type.Integer(), day: Type.Integer(), hour: Type.Integer(), minute: Type.Integer(), second: Type.Integer() });
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const DateTime = Type.String({ format: 'date-time' });
+
+const deploymentFields = {
+  id: Uuid,
+  app: Type.Object({ id: Uuid, name: Type.String() }),
+  state: Type.Union(['scheduled', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'].map((s) => Type.Literal(s))),
+  run_at: DateTime,
+  timezone: Type.String(),
+  local: LocalTimeOut,
+  utc_offset: Type.String({ description: 'the zone\'s offset at run_at, e.g. -04:00' }),
+  dependency_lead_seconds: Nullable(Type.Integer()),
+  expires_at: DateTime,
+  attempts: Type.Integer(),
+  error: Nullable(Type.String()),
+  provider_ref: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'the provider\'s own identifiers (ECS deployment id, task definition, DigitalOcean deployment id, console_url)' })),
+  created_at: DateTime,
+  started_at: Nullable(DateTime),
+  finished_at: Nullable(DateTime),
+};
+
+const DependencyOut = Type.Object({ ...deploymentFields, dependency: Type.Null() });
+export const ScheduledDeployment = Type.Object({ ...deploymentFields, dependency: Nullable(DependencyOut) }, { $id: 'ScheduledDeployment' });
+export const ScheduledDeploymentDetail = Type.Object({
+  ...deploymentFields,
+  dependency: Nullable(DependencyOut),
+  events: Type.Array(Type.Object({ id: Type.String(), at: DateTime, state: Type.String(), message: Nullable(Type.String()) })),
+  log: Type.String(),
+});
+
+export const ListDeploymentsQuery = Type.Object(
+  {
+    state: Type.Optional(Type.String({ pattern: '^(scheduled|running|succeeded|failed|canceled|skipped|missed)(,(scheduled|running|succeeded|failed|canceled|skipped|missed))*$', description: 'one state or several, comma-separated' })),
+    app: Type.Optional(Uuid),
+    from: Type.Optional(Type.String({ format: 'date-time', description: 'run_at ≥ from' })),
+    to: Type.Optional(Type.String({ format: 'date-time', description: 'run_at < to' })),
+    ...ListQuery,
+  },
+  { additionalProperties: false },
+);
+
+export const Wrapped = <T extends TSchema>(t: T) => Type.Object({ result: t });

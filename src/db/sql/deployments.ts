@@ -1,0 +1,303 @@
+/**
+ * Every SQL statement on `deployments`. Each function takes its client, so callers compose
+ * them into one transaction.
+ */
+import type { DeploymentState } from '../../core/state.ts';
+import type { Queryable } from '../pool.ts';
+
+export interface DeploymentRow {
+  id: string;
+  team_id: string;
+  app_id: string;
+  app_name: string;
+  state: DeploymentState;
+  run_at: Date;
+  timezone: string;
+  local_year: number;
+  local_month: number;
+  local_day: number;
+  local_hour: number;
+  local_minute: number;
+  local_second: number;
+  utc_offset: string;
+  disambiguation: string;
+  dependency_id: string | null;
+  dependency_lead_seconds: number | null;
+  expires_after_seconds: number;
+  expires_at: Date;
+  attempts: number;
+  error: string | null;
+  phase: string | null;
+  provider_ref: Record<string, unknown> | null;
+  log: string;
+  due_at: Date | null;
+  lease_owner: string | null;
+  lease_until: Date | null;
+  created_by: string | null;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const SELECT = `SELECT d.*, a.name AS app_name FROM deployments d JOIN apps a ON a.id = d.app_id`;
+
+export interface NewDeployment {
+  team_id: string;
+  app_id: string;
+  run_at: Date;
+  timezone: string;
+  local: { year: number; month: number; day: number; hour: number; minute: number; second: number };
+  utc_offset: string;
+  disambiguation: string;
+  dependency_id: string | null;
+  dependency_lead_seconds: number | null;
+  expires_after_seconds: number;
+  created_by: string | null;
+}
+
+export async function insertDeployment(db: Queryable, d: NewDeployment): Promise<string> {
+  const r = await db.query<{ id: string }>(
+    `INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
+        local_minute, local_second, utc_offset, disambiguation, dependency_id, dependency_lead_seconds,
+        expires_after_seconds, expires_at, due_at, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+             $3::timestamptz + $15::integer * interval '1 second', $3, $16)
+     RETURNING id`,
+    [d.team_id, d.app_id, d.run_at, d.timezone, d.local.year, d.local.month, d.local.day, d.local.hour, d.local.minute,
+      d.local.second, d.utc_offset, d.disambiguation, d.dependency_id, d.dependency_lead_seconds, d.expires_after_seconds, d.created_by],
+  );
+  return r.rows[0].id;
+}
+
+export async function getDeployment(db: Queryable, teamId: string, id: string, forUpdate = false): Promise<DeploymentRow | null> {
+  const r = await db.query<DeploymentRow>(`${SELECT} WHERE d.id = $1 AND d.team_id = $2${forUpdate ? ' FOR UPDATE OF d' : ''}`, [id, teamId]);
+  return r.rows[0] ?? null;
+}
+
+export async function getDeploymentsByIds(db: Queryable, ids: string[]): Promise<DeploymentRow[]> {
+  if (ids.length === 0) return [];
+  const r = await db.query<DeploymentRow>(`${SELECT} WHERE d.id = ANY($1::uuid[])`, [ids]);
+  return r.rows;
+}
+
+export interface ListFilter {
+  teamId: string;
+  states?: string[];
+  appId?: string;
+  from?: Date;
+  to?: Date;
+  after?: { runAt: Date; id: string };
+  limit: number;
+}
+
+/** Keyset pagination on (run_at, id), served by deployments_team_run_at_idx. */
+export async function listDeployments(db: Queryable, f: ListFilter): Promise<DeploymentRow[]> {
+  const where = ['d.team_id = $1'];
+  const args: unknown[] = [f.teamId];
+  const add = (sql: string, v: unknown) => { args.push(v); where.push(sql.replace('?', `$${args.length}`)); };
+  if (f.states?.length) add('d.state = ANY(?::text[])', f.states);
+  if (f.appId) add('d.app_id = ?', f.appId);
+  if (f.from) add('d.run_at >= ?', f.from);
+  if (f.to) add('d.run_at < ?', f.to);
+  if (f.after) {
+    args.push(f.after.runAt, f.after.id);
+    where.push(`(d.run_at, d.id) > ($${args.length - 1}, $${args.length})`);
+  }
+  args.push(f.limit);
+  const r = await db.query<DeploymentRow>(`${SELECT} WHERE ${where.join(' AND ')} ORDER BY d.run_at, d.id LIMIT $${args.length}`, args);
+  return r.rows;
+}
+
+/** Moves a scheduled deployment to a new instant (reschedule). */
+export async function updateSchedule(
+  db: Queryable,
+  id: string,
+  s: { run_at: Date; timezone: string; local: NewDeployment['local']; utc_offset: string; disambiguation: string; expires_after_seconds: number; dependency_lead_seconds: number | null },
+): Promise<void> {
+  await db.query(
+    `UPDATE deployments SET run_at = $2, timezone = $3, local_year = $4, local_month = $5, local_day = $6, local_hour = $7,
+        local_minute = $8, local_second = $9, utc_offset = $10, disambiguation = $11, expires_after_seconds = $12,
+        expires_at = $2::timestamptz + $12::integer * interval '1 second', due_at = $2, dependency_lead_seconds = $13,
+        lease_owner = NULL, lease_until = NULL, updated_at = now()
+      WHERE id = $1 AND state = 'scheduled'`,
+    [id, s.run_at, s.timezone, s.local.year, s.local.month, s.local.day, s.local.hour, s.local.minute, s.local.second,
+      s.utc_offset, s.disambiguation, s.expires_after_seconds, s.dependency_lead_seconds],
+  );
+}
+
+/** True while a process holds the lease of a scheduled deployment: it is about to fire it. */
+export function isFiring(row: { state: string; lease_owner: string | null; lease_until?: Date | null }, now: Date): boolean {
+  return row.state === 'scheduled' && row.lease_owner !== null && !!row.lease_until && row.lease_until > now;
+}
+
+// ─── scheduler operations ────────────────────────────────────────────────────────────────
+
+export interface ClaimedRow extends DeploymentRow {
+  target: Record<string, unknown>;
+  target_secret: Buffer | null;
+  retry_max_attempts: number;
+  retry_backoff_seconds: number;
+  lease_until: Date;
+  blocked: boolean;
+  db_now: Date;
+}
+
+/**
+ * Claims up to `limit` deployments due before `now() + horizonMs` that no live process owns,
+ * leasing them to `owner` for `leaseSeconds`. A scheduled deployment whose app already has a
+ * deployment running (or an earlier one still pending) is not leased: it is "blocked" and looked
+ * at again a second later, so two deployments of one app never run at once and the later waits.
+ */
+export async function claimDue(db: Queryable, owner: string, horizonMs: number, leaseSeconds: number, limit: number): Promise<ClaimedRow[]> {
+  const r = await db.query<ClaimedRow>(
+    `WITH cand AS (
+       SELECT d.id,
+              d.state = 'scheduled' AND d.expires_at > now() AND EXISTS (
+                SELECT 1 FROM deployments o
+                 WHERE o.app_id = d.app_id AND o.id <> d.id AND o.state IN ('scheduled', 'running')
+                   AND (o.state = 'running' OR (o.run_at, o.id) < (d.run_at, d.id))
+              ) AS blocked
+         FROM deployments d
+        WHERE d.due_at IS NOT NULL AND d.due_at <= now() + make_interval(secs => $2::float8 / 1000)
+          AND (d.lease_until IS NULL OR d.lease_until < now())
+        ORDER BY d.due_at
+        LIMIT $4
+        FOR UPDATE OF d SKIP LOCKED
+     )
+     UPDATE deployments d
+        SET lease_owner = CASE WHEN cand.blocked THEN NULL ELSE $1 END,
+            lease_until = CASE WHEN cand.blocked THEN NULL ELSE now() + make_interval(secs => $3) END,
+            due_at = CASE WHEN cand.blocked THEN GREATEST(d.due_at, now() + interval '1 second') ELSE d.due_at END
+       FROM cand, apps a
+      WHERE d.id = cand.id AND a.id = d.app_id
+      RETURNING d.*, a.name AS app_name, a.target, a.target_secret, a.retry_max_attempts, a.retry_backoff_seconds,
+                cand.blocked, clock_timestamp() AS db_now`,
+    [owner, horizonMs, leaseSeconds, limit],
+  );
+  return r.rows;
+}
+
+/** The earliest due_at no live process owns (the next thing to claim), and the database clock. */
+export async function nextDue(db: Queryable): Promise<{ next: Date | null; dbNow: Date }> {
+  const r = await db.query<{ next: Date | null; db_now: Date }>(
+    `SELECT (SELECT due_at FROM deployments
+              WHERE due_at IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
+              ORDER BY due_at LIMIT 1) AS next,
+            clock_timestamp() AS db_now`,
+  );
+  return { next: r.rows[0].next, dbNow: r.rows[0].db_now };
+}
+
+/** Extends the leases this process holds. */
+export async function renewLeases(db: Queryable, owner: string, ids: string[], leaseSeconds: number): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(
+    `UPDATE deployments SET lease_until = now() + make_interval(secs => $3) WHERE lease_owner = $1 AND id = ANY($2::uuid[])`,
+    [owner, ids, leaseSeconds],
+  );
+}
+
+/** Gives deployments back (shutdown, or a lease about to lapse): another process takes them now. */
+export async function releaseLeases(db: Queryable, owner: string, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(
+    `UPDATE deployments SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, now())
+      WHERE lease_owner = $1 AND id = ANY($2::uuid[]) AND due_at IS NOT NULL`,
+    [owner, ids],
+  );
+}
+
+/**
+ * scheduled → running for the deployments this process leased (one statement for a batch).
+ * Returns the ids that moved; one missing was canceled or taken over meanwhile and must not run.
+ */
+export async function markRunning(db: Queryable, owner: string, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const r = await db.query<{ id: string }>(
+    `UPDATE deployments SET state = 'running', phase = 'executing', attempts = 1, started_at = now(), updated_at = now()
+      WHERE id = ANY($2::uuid[]) AND lease_owner = $1 AND state = 'scheduled'
+      RETURNING id`,
+    [owner, ids],
+  );
+  return r.rows.map((x) => x.id);
+}
+
+/** A retry attempt (or a recovery) begins: phase executing, attempt counted. */
+export async function markAttempt(db: Queryable, owner: string, id: string, attempts: number): Promise<boolean> {
+  const r = await db.query(
+    `UPDATE deployments SET phase = 'executing', attempts = $3, updated_at = now()
+      WHERE id = $2 AND lease_owner = $1 AND state = 'running'`,
+    [owner, id, attempts],
+  );
+  return r.rowCount === 1;
+}
+
+export interface Finish {
+  id: string;
+  state: DeploymentState;
+  error: string | null;
+  log: string;
+  ref: Record<string, unknown> | null;
+}
+
+/**
+ * Ends deployments (succeeded, failed, skipped, missed, canceled) in one statement, and brings
+ * forward whatever waited on them: their dependents and the next deployment of the same app.
+ * Returns the rows that actually changed (a row that already ended is left alone).
+ */
+export async function finishMany(db: Queryable, rows: Finish[]): Promise<Array<{ id: string; team_id: string; app_id: string; state: DeploymentState; error: string | null }>> {
+  if (rows.length === 0) return [];
+  const r = await db.query(
+    `WITH x AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) AS x(id, state, error, log, ref)
+     ), done AS (
+       UPDATE deployments d
+          SET state = x.state, error = x.error, finished_at = now(), updated_at = now(),
+              due_at = NULL, lease_owner = NULL, lease_until = NULL, phase = NULL,
+              log = right(d.log || x.log, 65536), provider_ref = COALESCE(x.ref, d.provider_ref)
+         FROM x
+        WHERE d.id = x.id AND d.state IN ('scheduled', 'running')
+        RETURNING d.id, d.team_id, d.app_id, d.state, d.error
+     ), wake AS (
+       UPDATE deployments w SET due_at = GREATEST(w.run_at, now())
+        WHERE w.state = 'scheduled' AND w.due_at > GREATEST(w.run_at, now())
+          AND (w.dependency_id IN (SELECT id FROM done) OR w.app_id IN (SELECT app_id FROM done))
+        RETURNING w.id
+     )
+     SELECT done.*, (SELECT count(*) FROM wake)::int AS woken FROM done`,
+    [rows.map((x) => x.id), rows.map((x) => x.state), rows.map((x) => x.error), rows.map((x) => x.log), rows.map((x) => (x.ref ? JSON.stringify(x.ref) : null))],
+  );
+  return r.rows;
+}
+
+/** Leaves a running deployment for later (a retry backoff, the next rollout poll, a dependency wait). */
+export async function deferDeployment(
+  db: Queryable,
+  owner: string,
+  id: string,
+  p: { afterMs: number; phase: string | null; ref?: Record<string, unknown> | null; log: string; error?: string | null; capAtExpiry?: boolean },
+): Promise<boolean> {
+  const r = await db.query(
+    `UPDATE deployments
+        SET due_at = CASE WHEN $7 THEN LEAST(expires_at, now() + make_interval(secs => $3::float8 / 1000))
+                          ELSE now() + make_interval(secs => $3::float8 / 1000) END,
+            phase = COALESCE($4, phase), provider_ref = COALESCE($5::jsonb, provider_ref),
+            log = right(log || $6, 65536), error = COALESCE($8, error),
+            lease_owner = NULL, lease_until = NULL, updated_at = now()
+      WHERE id = $2 AND lease_owner = $1 AND state IN ('scheduled', 'running')`,
+    [owner, id, p.afterMs, p.phase, p.ref ? JSON.stringify(p.ref) : null, p.log, p.capAtExpiry ?? false, p.error ?? null],
+  );
+  return r.rowCount === 1;
+}
+
+export async function appendLog(db: Queryable, id: string, log: string, ref?: Record<string, unknown> | null): Promise<void> {
+  if (!log && !ref) return;
+  await db.query(`UPDATE deployments SET log = right(log || $2, 65536), provider_ref = COALESCE($3::jsonb, provider_ref) WHERE id = $1`, [id, log, ref ? JSON.stringify(ref) : null]);
+}
+
+export async function dependencyStates(db: Queryable, ids: string[]): Promise<Map<string, DeploymentState>> {
+  if (ids.length === 0) return new Map();
+  const r = await db.query<{ id: string; state: DeploymentState }>('SELECT id, state FROM deployments WHERE id = ANY($1::uuid[])', [ids]);
+  return new Map(r.rows.map((x) => [x.id, x.state]));
+}

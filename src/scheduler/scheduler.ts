@@ -1,0 +1,452 @@
+/**
+ * The scheduler: fires each deployment at its instant, exactly once, across any number of
+ * processes sharing one database.
+ *
+ * - The deployments table is the job table: `due_at` says when a row needs attention (its
+ *   instant, a retry, the next rollout poll), a lease (`lease_owner`, `lease_until`) says which
+ *   process owns it meanwhile. Claims use `FOR UPDATE SKIP LOCKED`, so two processes never
+ *   take the same row.
+ * - Every process LISTENs for "something became due" and polls as a safety net. It claims the
+ *   rows due within `prefetchMs` *before* their instant, decrypts and prepares them, and keeps a
+ *   local timer per instant, so at the instant only the calls remain.
+ * - The database clock decides what is due: the process measures its offset from it at every
+ *   claim and corrects its timers; it never fires before the instant.
+ * - Webhooks are idempotent by their `Idempotency-Key`, so they go out at the instant while the
+ *   scheduled → running write happens alongside. Other targets are marked running first, so a
+ *   crash can never start them twice.
+ * - While it runs them, the process renews its leases; if it dies, they lapse and another
+ *   process resumes the work (`recover`), within `leaseSeconds`.
+ */
+import { dependencyVerdict, type DeploymentState } from '../core/state.ts';
+import { backoffSeconds } from '../core/retry.ts';
+import type { Pool } from '../db/pool.ts';
+import { inTransaction } from '../db/pool.ts';
+import { DUE_CHANNEL } from '../db/sql/events.ts';
+import {
+  appendLog, claimDue, type ClaimedRow, deferDeployment, dependencyStates, markAttempt, markRunning, nextDue,
+  releaseLeases, renewLeases,
+} from '../db/sql/deployments.ts';
+import { insertEvents } from '../db/sql/events.ts';
+import type { Listener } from '../db/listener.ts';
+import type { Logger } from '../observability/logger.ts';
+import { clockSkew, fireLag, providerCallDuration } from '../observability/metrics.ts';
+import { providerFor } from '../providers/index.ts';
+import type { Credentials, Provider, ProviderContext, StepResult } from '../providers/types.ts';
+import { Finisher } from './finisher.ts';
+
+export interface SchedulerOptions {
+  pool: Pool;
+  listener: Listener;
+  logger: Logger;
+  workerId: string;
+  prefetchMs: number;
+  pollIntervalMs: number;
+  leaseSeconds: number;
+  /** Rows claimed per statement. */
+  batchSize?: number;
+  /** Turns an app's stored target into the one a provider gets (secrets decrypted) and loads its credentials. */
+  resolveTarget(row: ClaimedRow): Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: string[] }>;
+}
+
+interface Held {
+  row: ClaimedRow;
+  /** Local-clock time until which our lease is certainly valid. */
+  leaseValidUntil: number;
+  timer?: NodeJS.Timeout;
+  inFlight: boolean;
+}
+
+const SKEW_WARN_MS = 500;
+/** Offsets smaller than this are measurement noise on a local link; timers then use the local clock. */
+const SKEW_IGNORE_MS = 50;
+const DEPENDENCY_RECHECK_MS = 1000;
+
+export class Scheduler {
+  private readonly held = new Map<string, Held>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private readonly finisher: Finisher;
+  private stopping = false;
+  private cycling = false;
+  private again = false;
+  private wakeTimer?: NodeJS.Timeout;
+  private pollTimer?: NodeJS.Timeout;
+  private heartbeatTimer?: NodeJS.Timeout;
+  /** Database clock minus local clock, ms. */
+  private offsetMs = 0;
+  private skewWarned = false;
+  private readonly batch: number;
+  private readonly onNotification = (channel: string) => { if (channel === DUE_CHANNEL) this.kick(); };
+  private readonly onReconnect = () => this.kick();
+
+  constructor(private readonly o: SchedulerOptions) {
+    this.batch = o.batchSize ?? 500;
+    this.finisher = new Finisher(o.pool, o.logger);
+  }
+
+  start(): void {
+    this.o.listener.on('notification', this.onNotification);
+    this.o.listener.on('reconnect', this.onReconnect);
+    this.pollTimer = setInterval(() => this.kick(), this.o.pollIntervalMs);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(1000, (this.o.leaseSeconds * 1000) / 3));
+    this.kick();
+  }
+
+  /** Database clock now, as this process best knows it. */
+  private dbNow(): number {
+    return Date.now() + this.offsetMs;
+  }
+
+  private measureOffset(dbNow: Date, sentAt: number, receivedAt: number): void {
+    const raw = dbNow.getTime() - (sentAt + receivedAt) / 2;
+    clockSkew.set(-raw / 1000);
+    if (Math.abs(raw) > SKEW_WARN_MS) {
+      if (!this.skewWarned) this.o.logger.warn({ skew_ms: Math.round(-raw) }, 'this machine\'s clock differs from the database\'s by more than 500 ms; the database clock decides when deployments fire');
+      this.skewWarned = true;
+    } else this.skewWarned = false;
+    this.offsetMs = Math.abs(raw) < SKEW_IGNORE_MS ? 0 : raw;
+  }
+
+  /** Looks for due work now (coalesces concurrent calls). */
+  kick(): void {
+    if (this.stopping) return;
+    if (this.cycling) {
+      this.again = true;
+      return;
+    }
+    this.cycling = true;
+    this.cycle()
+      .catch((err) => this.o.logger.warn({ err: (err as Error).message }, 'scheduler cycle failed; retrying on the next poll'))
+      .finally(() => {
+        this.cycling = false;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async cycle(): Promise<void> {
+    let claimedAny = false;
+    for (;;) {
+      if (this.stopping) return;
+      const sentAt = Date.now();
+      const rows = await claimDue(this.o.pool, this.o.workerId, this.o.prefetchMs, this.o.leaseSeconds, this.batch);
+      const receivedAt = Date.now();
+      if (rows.length) this.measureOffset(rows[0].db_now, sentAt, receivedAt);
+      for (const row of rows) {
+        if (row.blocked) continue;
+        claimedAny = true;
+        this.hold(row, sentAt + this.o.leaseSeconds * 1000);
+      }
+      if (rows.length < this.batch) break;
+    }
+    const sentAt = Date.now();
+    const { next, dbNow } = await nextDue(this.o.pool);
+    this.measureOffset(dbNow, sentAt, Date.now());
+    clearTimeout(this.wakeTimer);
+    if (!next || this.stopping) return;
+    const wait = next.getTime() - this.dbNow() - this.o.prefetchMs;
+    // Something due is locked by another process's claim right now: look again shortly.
+    const delay = wait <= 0 ? (claimedAny ? 0 : 50) : Math.min(wait, this.o.pollIntervalMs);
+    this.wakeTimer = setTimeout(() => this.kick(), delay);
+  }
+
+  /** Keeps a claimed row and arms a timer for its instant. */
+  private hold(row: ClaimedRow, leaseValidUntil: number): void {
+    const existing = this.held.get(row.id);
+    if (existing?.inFlight) return;
+    if (existing?.timer) clearTimeout(existing.timer);
+    const h: Held = { row, leaseValidUntil, inFlight: false };
+    this.held.set(row.id, h);
+    this.arm(h);
+  }
+
+  private arm(h: Held): void {
+    const due = h.row.due_at!.getTime();
+    const wait = due - this.dbNow();
+    if (wait <= 0) {
+      // Coalesce everything already due into one batch on the next tick.
+      this.queueNow(h);
+      return;
+    }
+    h.timer = setTimeout(() => { h.timer = undefined; this.arm(h); }, wait);
+  }
+
+  private nowQueue: Held[] = [];
+  private nowScheduled = false;
+
+  private queueNow(h: Held): void {
+    this.nowQueue.push(h);
+    if (this.nowScheduled) return;
+    this.nowScheduled = true;
+    setImmediate(() => {
+      this.nowScheduled = false;
+      const group = this.nowQueue;
+      this.nowQueue = [];
+      this.track(this.fire(group));
+    });
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    p.catch((err) => this.o.logger.error({ err: (err as Error).message }, 'scheduler step failed')).finally(() => this.inFlight.delete(p));
+  }
+
+  /** Runs a group of held rows whose time has come. */
+  private async fire(group: Held[]): Promise<void> {
+    const live: Held[] = [];
+    const lapsed: string[] = [];
+    for (const h of group) {
+      if (this.stopping || this.held.get(h.row.id) !== h) continue;
+      // Our lease may have lapsed (the process stalled): another process may own the row now.
+      if (Date.now() > h.leaseValidUntil - 1000) {
+        this.held.delete(h.row.id);
+        lapsed.push(h.row.id);
+        continue;
+      }
+      h.inFlight = true;
+      live.push(h);
+    }
+    if (lapsed.length) await releaseLeases(this.o.pool, this.o.workerId, lapsed).catch(() => {});
+    if (!live.length) return;
+
+    const now = this.dbNow();
+    const scheduled = live.filter((h) => h.row.state === 'scheduled');
+    const running = live.filter((h) => h.row.state === 'running');
+
+    // Expired before they could start: missed, never run late.
+    const toRun: Held[] = [];
+    const needDeps: Held[] = [];
+    for (const h of scheduled) {
+      if (now > h.row.expires_at.getTime()) {
+        this.end(h, 'missed', `not started within ${h.row.expires_after_seconds} s of its instant (expires_after_seconds); never run late`);
+      } else if (h.row.dependency_id) needDeps.push(h);
+      else toRun.push(h);
+    }
+    if (needDeps.length) {
+      const states = await dependencyStates(this.o.pool, needDeps.map((h) => h.row.dependency_id!));
+      for (const h of needDeps) {
+        const depState = states.get(h.row.dependency_id!) ?? null;
+        const verdict = dependencyVerdict(depState);
+        if (verdict === 'run') toRun.push(h);
+        else if (verdict === 'skip') this.end(h, 'skipped', `dependency ${h.row.dependency_id} ended ${depState}; this deployment was not run`);
+        else await this.waitForDependency(h, depState!);
+      }
+    }
+    if (toRun.length) await this.startScheduled(toRun);
+    for (const h of running) this.track(this.continueRunning(h));
+  }
+
+  private async waitForDependency(h: Held, depState: DeploymentState): Promise<void> {
+    const first = h.row.due_at!.getTime() === h.row.run_at.getTime();
+    await inTransaction(this.o.pool, async (c) => {
+      await deferDeployment(c, this.o.workerId, h.row.id, { afterMs: DEPENDENCY_RECHECK_MS, phase: null, log: '', capAtExpiry: true });
+      if (first) await insertEvents(c, [{ id: h.row.id, state: 'scheduled', message: `waiting for dependency ${h.row.dependency_id} (${depState})` }]);
+    });
+    this.release(h);
+  }
+
+  /** scheduled → running, then the first attempt. */
+  private async startScheduled(hs: Held[]): Promise<void> {
+    const webhooks = hs.filter((h) => h.row.target.type === 'webhook');
+    const others = hs.filter((h) => h.row.target.type !== 'webhook');
+    // Webhooks first: their repeat is harmless (same Idempotency-Key), so they need not wait for the write.
+    const marking = this.markRunning(webhooks);
+    for (const h of webhooks) {
+      fireLag.observe(Math.max(0, this.dbNow() - h.row.run_at.getTime()) / 1000);
+      h.row.attempts = 1;
+      this.track(this.step(h, 'start', marking));
+    }
+    if (others.length) {
+      const marked = await this.markRunning(others);
+      for (const h of others) {
+        if (!marked.has(h.row.id)) {
+          this.release(h);
+          continue;
+        }
+        fireLag.observe(Math.max(0, this.dbNow() - h.row.run_at.getTime()) / 1000);
+        h.row.attempts = 1;
+        this.track(this.step(h, 'start'));
+      }
+    }
+    await marking;
+  }
+
+  private async markRunning(hs: Held[]): Promise<Set<string>> {
+    if (!hs.length) return new Set();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await inTransaction(this.o.pool, async (c) => {
+          const ids = await markRunning(c, this.o.workerId, hs.map((h) => h.row.id));
+          await insertEvents(c, ids.map((id) => ({ id, state: 'running', message: 'attempt 1' })));
+          return new Set(ids);
+        });
+      } catch (err) {
+        // The database is away: webhooks already went out; keep trying while our leases hold.
+        if (attempt > 20 || this.stopping) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      }
+    }
+  }
+
+  private async continueRunning(h: Held): Promise<void> {
+    const row = h.row;
+    if (row.phase === 'following') return this.step(h, 'poll');
+    if (row.phase === 'retry_wait') {
+      row.attempts += 1;
+      if (!(await markAttempt(this.o.pool, this.o.workerId, row.id, row.attempts))) return this.release(h);
+      await insertEvents(this.o.pool, [{ id: row.id, state: 'running', message: `attempt ${row.attempts}` }]);
+      return this.step(h, 'start');
+    }
+    // phase 'executing' with a lapsed lease: the process running it died mid-call.
+    return this.step(h, 'recover');
+  }
+
+  /** Runs one provider call for a held row and applies its outcome. */
+  private async step(h: Held, kind: 'start' | 'poll' | 'recover', marked?: Promise<Set<string>>): Promise<void> {
+    const row = h.row;
+    const provider = providerFor(String(row.target.type));
+    const lines: string[] = [];
+    let result: StepResult;
+    let secrets: string[] = [];
+    const t0 = performance.now();
+    if (!provider) {
+      result = { kind: 'failed', error: `no provider for target type "${String(row.target.type)}"` };
+    } else if (kind === 'recover' && !provider.recover) {
+      result = { kind: 'failed', error: `shipclock stopped while this ${provider.type} deployment was starting; it is not started again automatically, so that it cannot deploy twice` };
+    } else if (kind === 'poll' && !provider.poll) {
+      result = { kind: 'failed', error: `${provider.type} cannot follow a rollout` };
+    } else {
+      try {
+        const resolved = await this.o.resolveTarget(row);
+        secrets = resolved.secrets;
+        const ctx: ProviderContext = {
+          deployment: {
+            id: row.id, teamId: row.team_id, appId: row.app_id, appName: row.app_name, runAt: row.run_at,
+            attempt: Math.max(1, row.attempts), startedAt: row.started_at ?? new Date(this.dbNow()),
+          },
+          target: resolved.target,
+          credentials: resolved.credentials,
+          ref: (row.provider_ref as ProviderContext['ref']) ?? null,
+          signal: this.abort.signal,
+          log: (line) => lines.push(`${new Date().toISOString()} ${line}\n`),
+        };
+        const p = provider as Provider;
+        result = await (kind === 'start' ? p.start(ctx) : kind === 'poll' ? p.poll!(ctx) : p.recover!(ctx));
+      } catch (err) {
+        result = { kind: 'retry', error: (err as Error).message || String(err) };
+      }
+      providerCallDuration.observe({ provider: provider.type, outcome: result.kind }, (performance.now() - t0) / 1000);
+    }
+    if (marked) {
+      // The scheduled → running write must land before the outcome's.
+      const ok = await marked.catch(() => new Set<string>());
+      if (!ok.has(row.id)) {
+        this.o.logger.warn({ deployment_id: row.id }, 'deployment was canceled or taken over while its webhook was sent');
+        return this.release(h);
+      }
+    }
+    if (this.stopping && this.abort.signal.aborted) {
+      // Shutdown cut the call short: hand it back; the next process resumes it (recover).
+      await appendLog(this.o.pool, row.id, lines.join('')).catch(() => {});
+      return this.handBack([h]);
+    }
+    await this.apply(h, result, redactAll(lines.join(''), secrets), secrets);
+  }
+
+  private async apply(h: Held, result: StepResult, log: string, secrets: string[]): Promise<void> {
+    const row = h.row;
+    if (result.kind === 'succeeded') return this.end(h, 'succeeded', null, log, result.ref ?? null, result.message);
+    if (result.kind === 'failed') return this.end(h, 'failed', redactAll(result.error, secrets), log, result.ref ?? null);
+    if (result.kind === 'follow') {
+      const firstFollow = row.phase !== 'following';
+      await inTransaction(this.o.pool, async (c) => {
+        await deferDeployment(c, this.o.workerId, row.id, { afterMs: result.afterSeconds * 1000, phase: 'following', ref: result.ref, log });
+        if (firstFollow || result.message) {
+          await insertEvents(c, [{ id: row.id, state: 'running', message: result.message ?? 'rollout started; following it' }]);
+        }
+      });
+      return this.release(h);
+    }
+    // retry
+    const error = redactAll(result.error, secrets);
+    const max = row.retry_max_attempts;
+    if (row.attempts >= max) {
+      return this.end(h, 'failed', `${error} (gave up after ${row.attempts} attempt${row.attempts === 1 ? '' : 's'})`, log, result.ref ?? null);
+    }
+    const wait = result.afterSeconds ?? backoffSeconds({ max_attempts: max, backoff_seconds: row.retry_backoff_seconds }, row.attempts);
+    await inTransaction(this.o.pool, async (c) => {
+      await deferDeployment(c, this.o.workerId, row.id, { afterMs: wait * 1000, phase: 'retry_wait', ref: result.ref ?? null, log, error });
+      await insertEvents(c, [{ id: row.id, state: 'running', message: `attempt ${row.attempts} failed: ${error}; retrying in ${wait} s` }]);
+    });
+    this.release(h);
+  }
+
+  private end(h: Held, state: DeploymentState, error: string | null, log = '', ref: Record<string, unknown> | null = null, message?: string): void {
+    this.finisher.add({ id: h.row.id, state, error, log, ref }, message ?? error ?? state, () => this.release(h));
+  }
+
+  private release(h: Held): void {
+    if (h.timer) clearTimeout(h.timer);
+    if (this.held.get(h.row.id) === h) this.held.delete(h.row.id);
+  }
+
+  private async handBack(hs: Held[]): Promise<void> {
+    await releaseLeases(this.o.pool, this.o.workerId, hs.map((h) => h.row.id)).catch(() => {});
+    for (const h of hs) this.release(h);
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.held.keys()];
+    if (!ids.length) return;
+    const sentAt = Date.now();
+    try {
+      await renewLeases(this.o.pool, this.o.workerId, ids, this.o.leaseSeconds);
+      for (const id of ids) {
+        const h = this.held.get(id);
+        if (h) h.leaseValidUntil = sentAt + this.o.leaseSeconds * 1000;
+      }
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'cannot renew leases; the database is unreachable');
+    }
+  }
+
+  /** Number of deployments this process holds (claimed, not yet handed back or ended). */
+  get holding(): number {
+    return this.held.size;
+  }
+
+  /**
+   * Graceful stop: claims nothing more, hands back what has not started, lets in-flight calls
+   * finish for up to `graceMs`, then aborts them and hands them back too.
+   */
+  async stop(graceMs = 20_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.o.listener.off('notification', this.onNotification);
+    this.o.listener.off('reconnect', this.onReconnect);
+    clearInterval(this.pollTimer);
+    clearTimeout(this.wakeTimer);
+    const waiting = [...this.held.values()].filter((h) => !h.inFlight);
+    for (const h of waiting) if (h.timer) clearTimeout(h.timer);
+    await this.handBack(waiting);
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight.size && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, 100))]);
+    }
+    if (this.inFlight.size) {
+      this.abort.abort();
+      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, 3000))]);
+    }
+    await this.finisher.close();
+    clearInterval(this.heartbeatTimer);
+    await this.handBack([...this.held.values()]);
+  }
+}
+
+function redactAll(text: string, secrets: string[]): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
+  return out;
+}

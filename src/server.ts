@@ -1,0 +1,173 @@
+/**
+ * Composition root: config → database (embedded or DATABASE_URL) → migrations → admin bootstrap
+ * → scheduler → HTTP. `shipclock serve` runs it all; `shipclock worker` runs the scheduler with
+ * only /healthz, /readyz and /metrics on PORT.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { buildApi } from './api/app.ts';
+import { EventsHub } from './api/events-hub.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
+import { type EmbeddedDatabase, startEmbedded } from './db/embedded.ts';
+import { Listener } from './db/listener.ts';
+import { migrate } from './db/migrate.ts';
+import { createPool, type Pool } from './db/pool.ts';
+import { DUE_CHANNEL, EVENTS_CHANNEL } from './db/sql/events.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import type { Credentials } from './providers/types.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
+import { SecretBox } from './secrets/box.ts';
+import { AuthService, bootstrapAdmin } from './services/auth.ts';
+import { loadCredentials } from './services/credentials.ts';
+import type { TargetResolver } from './services/deployments.ts';
+
+export type Role = 'serve' | 'worker';
+
+export interface Shipclock {
+  url: string;
+  config: Config;
+  pool: Pool;
+  logger: Logger;
+  scheduler: Scheduler;
+  workerId: string;
+  /** Graceful stop: no new claims, in-flight work finished or handed back, then close. */
+  stop(): Promise<void>;
+}
+
+async function waitForDatabase(pool: Pool, logger: Logger, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await pool.query('SELECT 1');
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`the database does not answer: ${(err as Error).message}`, { cause: err });
+      if (attempt === 0) logger.warn({ err: (err as Error).message }, 'waiting for the database');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+export function makeTargetResolver(pool: Pool, box: SecretBox): TargetResolver {
+  return async (row) => {
+    const target = { ...row.target };
+    const secrets: string[] = [];
+    if (row.target_secret) {
+      target.secret = box.open(row.target_secret);
+      secrets.push(String(target.secret));
+    }
+    let credentials: Credentials | undefined;
+    if (typeof target.credentials === 'string') {
+      credentials = await loadCredentials(pool, box, row.team_id, target.credentials);
+      for (const [k, v] of Object.entries(credentials)) if (k !== 'provider' && typeof v === 'string') secrets.push(v);
+    }
+    return { target, credentials, secrets };
+  };
+}
+
+export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = process.env, logger?: Logger): Promise<Shipclock> {
+  const config = loadConfig(env);
+  const log = logger ?? createLogger(config.logLevel);
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    const dir = path.join(config.dataDir, 'pg');
+    log.info({ dir }, 'no DATABASE_URL: starting the embedded PostgreSQL');
+    embedded = await startEmbedded(dir, { log: (line) => log.debug({ component: 'postgres' }, line) });
+    databaseUrl = embedded.url;
+  }
+  const pool = createPool(databaseUrl, config.dbPoolSize);
+  try {
+    await waitForDatabase(pool, log);
+    const applied = await migrate(pool);
+    if (applied.length) log.info({ applied }, 'database migrated');
+  } catch (err) {
+    await pool.end().catch(() => {});
+    await embedded?.stop();
+    throw err;
+  }
+  const box = SecretBox.load(config.secretKey, config.dataDir);
+  if (role === 'serve') {
+    const boot = await bootstrapAdmin(pool, config.adminEmail, config.adminPassword);
+    if (boot?.generatedPassword) {
+      // Printed once, on purpose: the only way in on a fresh install without SHIPCLOCK_ADMIN_PASSWORD.
+      log.warn(`first start: sign in as ${boot.email} with the one-time password ${boot.generatedPassword} and change it`);
+    } else if (boot) log.info({ email: boot.email }, 'created the first admin user');
+  }
+  const workerId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const listener = new Listener(databaseUrl, [EVENTS_CHANNEL, DUE_CHANNEL], (m) => log.info(m));
+  await listener.start();
+  const resolveTarget = makeTargetResolver(pool, box);
+  const scheduler = new Scheduler({
+    pool, listener, logger: log.child({ component: 'scheduler' }), workerId,
+    prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds,
+    resolveTarget: (row) => resolveTarget(row),
+  });
+  const api = await buildApi({
+    config, pool, box, auth: new AuthService(pool, config.tokenTtlSeconds), hub: new EventsHub(listener), logger: log, resolveTarget, role,
+  });
+  const address = await api.listen({ port: config.port, host: config.host });
+  scheduler.start();
+  log.info({ url: address, role, worker_id: workerId }, 'shipclock is running');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url: address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '[::1]'),
+    config, pool, logger: log, scheduler, workerId,
+    stop() {
+      stopping ??= (async () => {
+        await scheduler.stop();
+        await api.close().catch(() => {});
+        await listener.stop();
+        await pool.end().catch(() => {});
+        await embedded?.stop().catch(() => {});
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** `shipclock serve` / `shipclock worker`: runs until SIGTERM or SIGINT, then stops within 30 s. */
+export async function runServer(role: Role): Promise<void> {
+  let sc: Shipclock;
+  try {
+    sc = await startShipclock(role);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`shipclock: ${err.message}`);
+      process.exit(2);
+    }
+    console.error(`shipclock: cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    sc.logger.info({ signal }, 'stopping: no new work; finishing or handing back what is in flight');
+    setTimeout(() => {
+      sc.logger.error('did not stop within 30 s; exiting');
+      process.exit(1);
+    }, 30_000).unref();
+    sc.stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+export async function runMigrate(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  let embedded: EmbeddedDatabase | undefined;
+  let url = config.databaseUrl;
+  if (!url) {
+    embedded = await startEmbedded(path.join(config.dataDir, 'pg'));
+    url = embedded.url;
+  }
+  const pool = createPool(url, 2);
+  try {
+    const applied = await migrate(pool);
+    log.info({ applied }, applied.length ? 'migrations applied' : 'the database is up to date');
+  } finally {
+    await pool.end();
+    await embedded?.stop();
+  }
+}

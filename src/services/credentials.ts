@@ -1,0 +1,86 @@
+/**
+ * Cloud credentials, encrypted at rest (SecretBox). The API never returns the secret fields; an
+ * AWS key id is shown masked to its last four characters.
+ */
+import { recordAudit } from '../audit/record.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import type { Credentials } from '../providers/types.ts';
+import type { SecretBox } from '../secrets/box.ts';
+import type { User } from './auth.ts';
+import { decodeCursor, page } from './cursor.ts';
+
+export type CredentialInput =
+  | { name: string; provider: 'aws'; access_key_id: string; secret_access_key: string; session_token?: string }
+  | { name: string; provider: 'digitalocean'; token: string };
+
+interface Row { id: string; name: string; provider: 'aws' | 'digitalocean'; public: Record<string, string>; created_at: Date }
+
+function toApi(r: Row) {
+  return { id: r.id, name: r.name, provider: r.provider, ...r.public, created_at: r.created_at.toISOString() };
+}
+
+export async function createCredential(pool: Pool, box: SecretBox, actor: User, input: CredentialInput) {
+  const { name, provider, ...secret } = input;
+  const pub = provider === 'aws' ? { access_key_id: `****${(input as { access_key_id: string }).access_key_id.slice(-4)}` } : {};
+  return inTransaction(pool, async (c) => {
+    const dup = await c.query('SELECT 1 FROM credentials WHERE team_id = $1 AND name = $2', [actor.team_id, name]);
+    if (dup.rowCount) throw new ConflictError('name_taken', `a credential named "${name}" exists`, 'name');
+    const r = await c.query<Row>(
+      `INSERT INTO credentials (team_id, name, provider, public, secret) VALUES ($1, $2, $3, $4, $5)
+       RETURNING id, name, provider, public, created_at`,
+      [actor.team_id, name, provider, pub, box.seal(JSON.stringify({ provider, ...secret }))],
+    );
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'credential.create', targetId: r.rows[0].id, details: { name, provider } });
+    return toApi(r.rows[0]);
+  });
+}
+
+export async function listCredentials(pool: Pool, actor: User, limit: number, cursor?: string) {
+  const after = decodeCursor<[string, string]>(cursor, (v) => Array.isArray(v) && v.length === 2);
+  const r = await pool.query<Row>(
+    `SELECT id, name, provider, public, created_at FROM credentials
+      WHERE team_id = $1 AND ($2::text IS NULL OR (name, id::text) > ($2, $3)) ORDER BY name, id LIMIT $4`,
+    [actor.team_id, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
+  );
+  const p = page(r.rows, limit, (x) => [x.name, x.id]);
+  return { result: p.result.map(toApi), next_cursor: p.next_cursor };
+}
+
+export async function getCredential(pool: Pool, actor: User, id: string) {
+  const r = await pool.query<Row>('SELECT id, name, provider, public, created_at FROM credentials WHERE id = $1 AND team_id = $2', [id, actor.team_id]);
+  if (!r.rowCount) throw new NotFoundError('credential');
+  return toApi(r.rows[0]);
+}
+
+export async function deleteCredential(pool: Pool, actor: User, id: string): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    const r = await c.query<Row>('SELECT id, name, provider FROM credentials WHERE id = $1 AND team_id = $2 FOR UPDATE', [id, actor.team_id]);
+    if (!r.rowCount) throw new NotFoundError('credential');
+    const users = await c.query<{ name: string }>(
+      `SELECT name FROM apps WHERE team_id = $1 AND deleted_at IS NULL AND target->>'credentials' = $2 ORDER BY name`,
+      [actor.team_id, id],
+    );
+    if (users.rowCount) {
+      throw new ConflictError('credential_in_use', `the credential is used by app${users.rowCount > 1 ? 's' : ''} ${users.rows.map((u) => u.name).join(', ')}`);
+    }
+    await c.query('DELETE FROM credentials WHERE id = $1', [id]);
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'credential.delete', targetId: id, details: { name: r.rows[0].name } });
+  });
+}
+
+/** Checks that `id` is a credential of the team for `provider`; the field is named in the error. */
+export async function assertCredential(db: Queryable, teamId: string, id: string, provider: 'aws' | 'digitalocean'): Promise<void> {
+  const r = await db.query<{ provider: string }>('SELECT provider FROM credentials WHERE id = $1 AND team_id = $2', [id, teamId]);
+  if (!r.rowCount) throw new ValidationError('unknown_credential', `no credential ${id} in your team`, 'target.credentials');
+  if (r.rows[0].provider !== provider) {
+    throw new ConflictError('wrong_credential_provider', `the credential is for ${r.rows[0].provider}, this target needs ${provider}`, 'target.credentials');
+  }
+}
+
+/** Decrypts a credential for one provider call (the scheduler's use only). */
+export async function loadCredentials(db: Queryable, box: SecretBox, teamId: string, id: string): Promise<Credentials> {
+  const r = await db.query<{ secret: Buffer }>('SELECT secret FROM credentials WHERE id = $1 AND team_id = $2', [id, teamId]);
+  if (!r.rowCount) throw new Error('the credential this app uses was deleted');
+  return JSON.parse(box.open(r.rows[0].secret)) as Credentials;
+}

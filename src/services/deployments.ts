@@ -1,0 +1,273 @@
+/**
+ * Scheduled deployments: schedule (with an optional dependency), reschedule, cancel, read.
+ * A deployment and its dependency are written in one transaction, and since the row is its own
+ * job (due_at), nothing else needs writing for the scheduler to find it.
+ */
+import { recordAudit } from '../audit/record.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { isFinal } from '../core/state.ts';
+import { type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
+import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import {
+  type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, isFiring, listDeployments, updateSchedule,
+} from '../db/sql/deployments.ts';
+import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
+import { providerFor } from '../providers/index.ts';
+import type { Credentials, ProviderContext } from '../providers/types.ts';
+import type { User } from './auth.ts';
+import { getAppRow } from './apps.ts';
+import { decodeCursor, page } from './cursor.ts';
+import { endDeployments } from './transitions.ts';
+
+export const DEFAULT_DEPENDENCY_LEAD_SECONDS = 900;
+export const DEFAULT_EXPIRES_AFTER_SECONDS = 3600;
+
+export interface TimeInput {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second?: number;
+  timezone: string;
+  disambiguation?: Disambiguation;
+  dependency_lead_seconds?: number;
+  expires_after_seconds?: number;
+}
+
+export interface ScheduleInput extends TimeInput {
+  app: string;
+  dependency?: string | null;
+}
+
+/** Decrypts what a provider needs to act on an app (used to cancel an in-flight rollout). */
+export type TargetResolver = (row: { team_id: string; target: Record<string, unknown>; target_secret: Buffer | null }) =>
+  Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: string[] }>;
+
+type DeploymentOut = ReturnType<typeof toApiBase>;
+
+function toApiBase(r: DeploymentRow) {
+  return {
+    id: r.id,
+    app: { id: r.app_id, name: r.app_name },
+    state: r.state,
+    run_at: r.run_at.toISOString(),
+    timezone: r.timezone,
+    local: { year: r.local_year, month: r.local_month, day: r.local_day, hour: r.local_hour, minute: r.local_minute, second: r.local_second },
+    utc_offset: r.utc_offset,
+    dependency_lead_seconds: r.dependency_lead_seconds,
+    expires_at: r.expires_at.toISOString(),
+    attempts: r.attempts,
+    error: r.error,
+    provider_ref: r.provider_ref,
+    created_at: r.created_at.toISOString(),
+    started_at: r.started_at?.toISOString() ?? null,
+    finished_at: r.finished_at?.toISOString() ?? null,
+  };
+}
+
+export function toApi(r: DeploymentRow, dep: DeploymentRow | null): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
+  return { ...toApiBase(r), dependency: dep ? { ...toApiBase(dep), dependency: null } : null };
+}
+
+async function dbNow(db: Queryable): Promise<number> {
+  const r = await db.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+  return r.rows[0].now.getTime();
+}
+
+interface Resolved {
+  runAtMs: number;
+  local: LocalTime;
+  utcOffset: string;
+}
+
+function resolve(input: TimeInput): Resolved {
+  const local: LocalTime = { year: input.year, month: input.month, day: input.day, hour: input.hour, minute: input.minute, second: input.second ?? 0 };
+  const r = resolveLocalTime(local, input.timezone, input.disambiguation ?? 'earlier');
+  return { runAtMs: r.epochMs, local, utcOffset: r.utcOffset };
+}
+
+function assertFuture(res: Resolved, input: TimeInput, now: number): void {
+  if (res.runAtMs > now) return;
+  const today = localTimeAt(now, input.timezone);
+  const pastDay = [res.local.year - today.year, res.local.month - today.month, res.local.day - today.day].find((d) => d !== 0) ?? 0;
+  throw new ValidationError(
+    'past_instant',
+    `${new Date(res.runAtMs).toISOString()} (${input.timezone} local ${fmtLocal(res.local)}) is in the past`,
+    pastDay < 0 ? 'day' : 'hour',
+  );
+}
+
+function fmtLocal(l: LocalTime): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${l.year}-${p(l.month)}-${p(l.day)} ${p(l.hour)}:${p(l.minute)}:${p(l.second)}`;
+}
+
+/** The dependency's instant: `lead` seconds before, in the same zone; must still be in the future. */
+function dependencyTime(res: Resolved, zone: string, lead: number, now: number) {
+  const runAtMs = res.runAtMs - lead * 1000;
+  if (runAtMs <= now) {
+    throw new ValidationError(
+      'past_instant',
+      `the dependency would deploy at ${new Date(runAtMs).toISOString()}, ${lead} s before, which is in the past: choose a later time or a shorter dependency_lead_seconds`,
+      'dependency_lead_seconds',
+    );
+  }
+  const l = localTimeAt(runAtMs, zone);
+  return { runAtMs, local: { year: l.year, month: l.month, day: l.day, hour: l.hour, minute: l.minute, second: l.second }, utcOffset: l.utcOffset };
+}
+
+export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
+  const res = resolve(input);
+  const lead = input.dependency_lead_seconds ?? DEFAULT_DEPENDENCY_LEAD_SECONDS;
+  const expires = input.expires_after_seconds ?? DEFAULT_EXPIRES_AFTER_SECONDS;
+  const disambiguation = input.disambiguation ?? 'earlier';
+  return inTransaction(pool, async (c) => {
+    const now = await dbNow(c);
+    assertFuture(res, input, now);
+    const app = await getAppRow(c, actor.team_id, input.app);
+    if (!app) throw new ValidationError('unknown_app', `no app ${input.app} in your team`, 'app');
+    let depId: string | null = null;
+    if (input.dependency) {
+      if (input.dependency === input.app) throw new ValidationError('self_dependency', 'an app cannot be its own dependency', 'dependency');
+      const depApp = await getAppRow(c, actor.team_id, input.dependency);
+      if (!depApp) throw new ValidationError('unknown_app', `no app ${input.dependency} in your team`, 'dependency');
+      const dt = dependencyTime(res, input.timezone, lead, now);
+      depId = await insertDeployment(c, {
+        team_id: actor.team_id, app_id: depApp.id, run_at: new Date(dt.runAtMs), timezone: input.timezone, local: dt.local,
+        utc_offset: dt.utcOffset, disambiguation, dependency_id: null, dependency_lead_seconds: null,
+        expires_after_seconds: expires, created_by: actor.id,
+      });
+    }
+    const id = await insertDeployment(c, {
+      team_id: actor.team_id, app_id: app.id, run_at: new Date(res.runAtMs), timezone: input.timezone, local: res.local,
+      utc_offset: res.utcOffset, disambiguation, dependency_id: depId, dependency_lead_seconds: depId ? lead : null,
+      expires_after_seconds: expires, created_by: actor.id,
+    });
+    const created = depId ? [depId, id] : [id];
+    await insertEvents(c, created.map((x) => ({ id: x, state: 'scheduled', message: x === depId ? `scheduled as the dependency of ${id}` : 'scheduled' })));
+    await notifyDue(c, new Date(depId ? res.runAtMs - lead * 1000 : res.runAtMs));
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.create', targetId: id, details: { app: app.name, run_at: new Date(res.runAtMs).toISOString(), timezone: input.timezone, dependency: depId } });
+    return loadOut(c, actor.team_id, id);
+  });
+}
+
+async function loadOut(db: Queryable, teamId: string, id: string) {
+  const row = await getDeployment(db, teamId, id);
+  if (!row) throw new NotFoundError('scheduled deployment');
+  const dep = row.dependency_id ? (await getDeploymentsByIds(db, [row.dependency_id]))[0] ?? null : null;
+  return toApi(row, dep);
+}
+
+export async function getOne(pool: Pool, actor: User, id: string) {
+  const out = await loadOut(pool, actor.team_id, id);
+  const events = await listEvents(pool, id);
+  const log = (await pool.query<{ log: string }>('SELECT log FROM deployments WHERE id = $1', [id])).rows[0].log;
+  return { ...out, events: events.map((e) => ({ id: e.id, at: e.at.toISOString(), state: e.state, message: e.message })), log };
+}
+
+export async function list(pool: Pool, actor: User, q: { state?: string; app?: string; from?: string; to?: string; cursor?: string; limit?: number }) {
+  const limit = q.limit ?? 50;
+  const after = decodeCursor<[string, string]>(q.cursor, (v) => Array.isArray(v) && v.length === 2 && !Number.isNaN(Date.parse(v[0])));
+  const rows = await listDeployments(pool, {
+    teamId: actor.team_id,
+    states: q.state?.split(','),
+    appId: q.app,
+    from: q.from ? new Date(q.from) : undefined,
+    to: q.to ? new Date(q.to) : undefined,
+    after: after ? { runAt: new Date(after[0]), id: after[1] } : undefined,
+    limit: limit + 1,
+  });
+  const p = page(rows, limit, (r) => [r.run_at.toISOString(), r.id]);
+  const deps = new Map((await getDeploymentsByIds(pool, p.result.flatMap((r) => (r.dependency_id ? [r.dependency_id] : [])))).map((d) => [d.id, d]));
+  return { result: p.result.map((r) => toApi(r, r.dependency_id ? deps.get(r.dependency_id) ?? null : null)), next_cursor: p.next_cursor };
+}
+
+function assertMovable(row: DeploymentRow & { lease_until?: Date | null }, now: number, what: string): void {
+  if (row.state !== 'scheduled') throw new ConflictError('not_scheduled', `the ${what} is ${row.state}; only a scheduled deployment can be changed`);
+  if (isFiring(row, new Date(now))) throw new ConflictError('firing', `the ${what} is being fired right now`);
+}
+
+export async function reschedule(pool: Pool, actor: User, id: string, input: TimeInput) {
+  const res = resolve(input);
+  return inTransaction(pool, async (c) => {
+    const now = await dbNow(c);
+    const row = await getDeployment(c, actor.team_id, id, true);
+    if (!row) throw new NotFoundError('scheduled deployment');
+    assertMovable(row, now, 'deployment');
+    const dependent = await c.query<{ id: string }>(`SELECT id FROM deployments WHERE dependency_id = $1 AND state = 'scheduled'`, [id]);
+    if (dependent.rowCount) {
+      throw new ConflictError('is_dependency', `this is the dependency of ${dependent.rows[0].id}: reschedule that one and its dependency moves with it`);
+    }
+    assertFuture(res, input, now);
+    const expires = input.expires_after_seconds ?? row.expires_after_seconds;
+    const disambiguation = input.disambiguation ?? 'earlier';
+    const lead = input.dependency_lead_seconds ?? row.dependency_lead_seconds ?? DEFAULT_DEPENDENCY_LEAD_SECONDS;
+    const moved: string[] = [id];
+    if (row.dependency_id) {
+      const dep = await getDeployment(c, actor.team_id, row.dependency_id, true);
+      // A dependency that already ran (or is running) stays where it was; a pending one moves, keeping the lead.
+      if (dep && dep.state === 'scheduled') {
+        assertMovable(dep, now, 'dependency');
+        const dt = dependencyTime(res, input.timezone, lead, now);
+        await updateSchedule(c, dep.id, { run_at: new Date(dt.runAtMs), timezone: input.timezone, local: dt.local, utc_offset: dt.utcOffset, disambiguation, expires_after_seconds: expires, dependency_lead_seconds: null });
+        moved.push(dep.id);
+      }
+    }
+    await updateSchedule(c, id, {
+      run_at: new Date(res.runAtMs), timezone: input.timezone, local: res.local, utc_offset: res.utcOffset, disambiguation,
+      expires_after_seconds: expires, dependency_lead_seconds: row.dependency_id ? lead : null,
+    });
+    await insertEvents(c, moved.map((x) => ({ id: x, state: 'scheduled', message: `rescheduled to ${new Date(x === id ? res.runAtMs : res.runAtMs - lead * 1000).toISOString()}` })));
+    await notifyDue(c, null);
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.reschedule', targetId: id, details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone } });
+    return loadOut(c, actor.team_id, id);
+  });
+}
+
+/**
+ * Cancels a scheduled deployment (and its pending dependency). A running one is canceled only
+ * when its provider can recall the rollout (DigitalOcean); otherwise 409 says why.
+ */
+export async function cancel(pool: Pool, actor: User, id: string, resolveTarget: TargetResolver) {
+  const recall = await inTransaction(pool, async (c) => {
+    const now = await dbNow(c);
+    const row = await getDeployment(c, actor.team_id, id, true);
+    if (!row) throw new NotFoundError('scheduled deployment');
+    if (isFinal(row.state)) throw new ConflictError('already_final', `the deployment already ended: ${row.state}`);
+    if (row.state === 'running') return row;
+    assertMovable(row, now, 'deployment');
+    const items = [{ finish: { id, state: 'canceled' as const, error: null, log: '', ref: null }, message: `canceled by ${actor.email}` }];
+    if (row.dependency_id) {
+      const dep = await getDeployment(c, actor.team_id, row.dependency_id, true);
+      if (dep && dep.state === 'scheduled' && !isFiring(dep, new Date(now))) {
+        items.push({ finish: { id: dep.id, state: 'canceled', error: null, log: '', ref: null }, message: `canceled with its dependent ${id}` });
+      }
+    }
+    await endDeployments(c, items);
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.cancel', targetId: id, details: { also_canceled: items.slice(1).map((i) => i.finish.id) } });
+    return null;
+  });
+  if (recall) await recallRunning(pool, actor, recall, resolveTarget);
+  return loadOut(pool, actor.team_id, id);
+}
+
+async function recallRunning(pool: Pool, actor: User, row: DeploymentRow, resolveTarget: TargetResolver): Promise<void> {
+  const app = await pool.query<{ target: Record<string, unknown>; target_secret: Buffer | null }>('SELECT target, target_secret FROM apps WHERE id = $1', [row.app_id]);
+  const provider = providerFor(String(app.rows[0].target.type));
+  if (!provider?.cancellable || !provider.cancel) {
+    throw new ConflictError('not_cancellable', `a running ${String(app.rows[0].target.type)} deployment cannot be recalled; it will run to its end`);
+  }
+  if (!row.provider_ref) throw new ConflictError('not_cancellable', 'the deployment is starting; try again in a moment');
+  const resolved = await resolveTarget({ team_id: row.team_id, ...app.rows[0] });
+  const ctx: ProviderContext = {
+    deployment: { id: row.id, teamId: row.team_id, appId: row.app_id, appName: row.app_name, runAt: row.run_at, attempt: row.attempts, startedAt: row.started_at ?? row.run_at },
+    target: resolved.target, credentials: resolved.credentials, ref: row.provider_ref as ProviderContext['ref'],
+    signal: AbortSignal.timeout(30_000), log: () => {},
+  };
+  await provider.cancel(ctx);
+  await inTransaction(pool, async (c) => {
+    await endDeployments(c, [{ finish: { id: row.id, state: 'canceled', error: null, log: '', ref: null }, message: `rollout recalled by ${actor.email}` }]);
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.cancel', targetId: row.id, details: { recalled: true } });
+  });
+}
