@@ -161,10 +161,19 @@ describe('digitalocean provider', () => {
   test('a rollout that does not end within timeout_seconds fails saying so', async () => {
     const app = fake.addApp();
     fake.rolloutPolls = 1000;
-    const c = ctx(app, { target: { timeout_seconds: 30 }, startedAt: new Date(Date.now() - 31_000) });
+    const c = ctx(app, { target: { timeout_seconds: 30 } });
     const r = await digitaloceanProvider.start(c);
-    assert.equal(r.kind, 'failed');
-    if (r.kind === 'failed') assert.equal(r.error, 'the DigitalOcean deployment did not finish within 30 s');
+    assert.equal(r.kind, 'follow');
+    const late = { ...c, deployment: { ...c.deployment, startedAt: new Date(Date.now() - 31_000) } };
+    const p = await digitaloceanProvider.poll!({ ...late, ref: (r as any).ref });
+    assert.equal(p.kind, 'failed');
+    if (p.kind === 'failed') assert.equal(p.error, 'the DigitalOcean deployment did not finish within 30 s');
+    // A start that comes after the deadline creates nothing.
+    const before = fake.count('create');
+    const s = await digitaloceanProvider.start(late);
+    assert.equal(s.kind, 'failed');
+    if (s.kind === 'failed') assert.match(s.error, /within 30 s; no DigitalOcean deployment was created/);
+    assert.equal(fake.count('create'), before);
   });
 
   test('recover after a crash mid-start follows the deployment already created (one create in total)', async () => {

@@ -273,12 +273,19 @@ describe('ecs provider', () => {
   test('a rollout that does not end within timeout_seconds fails saying so', async () => {
     const s = service();
     fake.rolloutPolls = 1000;
-    const c = ctx({ ...s, timeout_seconds: 60 }, { startedAt: new Date(Date.now() - 61_000) });
+    const c = ctx({ ...s, timeout_seconds: 60 });
     const r = await ecsProvider.start(c);
     assert.equal(r.kind, 'follow');
-    const p = await ecsProvider.poll!({ ...c, ref: (r as any).ref });
+    const p = await ecsProvider.poll!({ ...c, deployment: { ...c.deployment, startedAt: new Date(Date.now() - 61_000) }, ref: (r as any).ref });
     assert.equal(p.kind, 'failed');
     if (p.kind === 'failed') assert.equal(p.error, 'the ECS rollout did not finish within 60 s');
+    // A start that comes after the deadline starts nothing.
+    const s2 = service();
+    const before = fake.count('UpdateService');
+    const late = await ecsProvider.start(ctx({ ...s2, timeout_seconds: 60 }, { startedAt: new Date(Date.now() - 61_000) }));
+    assert.equal(late.kind, 'failed');
+    if (late.kind === 'failed') assert.match(late.error, /within 60 s; no ECS deployment was started/);
+    assert.equal(fake.count('UpdateService'), before);
   });
 
   test('recover after a crash mid-start follows the deployment already made (one UpdateService in total)', async () => {

@@ -191,7 +191,7 @@ export function failingStepReason(d: DoDeployment): string | undefined {
   return `${label || 'a step'} failed: ${reason}`;
 }
 
-function evaluate(ctx: ProviderContext<DigitaloceanTarget>, d: DoDeployment, prevRef: ProviderRef | null): StepResult {
+function evaluate(ctx: ProviderContext<DigitaloceanTarget>, d: DoDeployment, prevRef: ProviderRef | null, opts: { justCreated?: boolean } = {}): StepResult {
   const t = ctx.target;
   const ref = makeRef(t, d, prevRef);
   const phase = d.phase ?? 'UNKNOWN';
@@ -209,7 +209,8 @@ function evaluate(ctx: ProviderContext<DigitaloceanTarget>, d: DoDeployment, pre
     else error = `DigitalOcean deployment ${d.id} was superseded by a newer deployment before it finished`;
     return { kind: 'failed', ref: next, error };
   }
-  const late = timedOut(ctx, next);
+  // A deployment this very call created gets at least one poll before the deadline applies.
+  const late = opts.justCreated ? null : timedOut(ctx, next);
   if (late) return late;
   return { kind: 'follow', ref: next, afterSeconds: settings(t).pollSeconds, message: `DigitalOcean deployment ${d.id}: ${phase}` };
 }
@@ -226,8 +227,14 @@ async function create(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepRes
   const d = out.deployment;
   if (!d?.id) return { kind: 'retry', error: 'DigitalOcean created a deployment but answered without its id' };
   ctx.log(`DigitalOcean deployment ${d.id} created for app ${t.app_id}${t.force_build ? ' (forced build)' : ''}`);
-  const r = evaluate(ctx, d, null);
-  return r.kind === 'follow' ? { ...r, afterSeconds: settings(t).pollSeconds } : r;
+  return evaluate(ctx, d, null, { justCreated: true });
+}
+
+/** Creates a deployment unless the rollout deadline has already passed (a late retry or recovery). */
+async function createBeforeDeadline(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepResult> {
+  const late = timedOut(ctx, ctx.ref);
+  if (late) return { ...late, error: `${late.kind === 'failed' ? late.error : ''}; no DigitalOcean deployment was created` };
+  return create(ctx);
 }
 
 async function follow(ctx: ProviderContext<DigitaloceanTarget>, ref: ProviderRef): Promise<StepResult> {
@@ -268,7 +275,7 @@ async function resume(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepRes
     return evaluate(ctx, ours, { ...(ctx.ref ?? {}), ...makeRef(ctx.target, ours), phase: null });
   }
   ctx.log('no DigitalOcean deployment from the interrupted start; creating one');
-  return create(ctx);
+  return createBeforeDeadline(ctx);
 }
 
 async function run(ctx: ProviderContext<DigitaloceanTarget>, body: () => Promise<StepResult>): Promise<StepResult> {
@@ -291,7 +298,7 @@ export const digitaloceanProvider: Provider<DigitaloceanTarget> = {
   cancellable: true,
 
   start(ctx) {
-    return run(ctx, () => (ctx.ref?.do_deployment_id || ctx.deployment.attempt > 1 ? resume(ctx) : create(ctx)));
+    return run(ctx, () => (ctx.ref?.do_deployment_id || ctx.deployment.attempt > 1 ? resume(ctx) : createBeforeDeadline(ctx)));
   },
 
   poll(ctx) {

@@ -264,6 +264,9 @@ function timedOut(ctx: ProviderContext<EcsTarget>): StepResult | null {
 
 async function trigger(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise<StepResult> {
   const t = ctx.target;
+  // A late retry or recovery past the rollout deadline must not start a rollout nobody follows.
+  const late = timedOut(ctx);
+  if (late && late.kind === 'failed') return { ...late, error: `${late.error}; no ECS deployment was started` };
   let update;
   if (!t.image) {
     update = await ecs.send(
