@@ -1,0 +1,72 @@
+/**
+ * Notification subscriptions of a team (owners manage them). The signing secret is sealed with
+ * the SecretBox and never returned.
+ */
+import { recordAudit } from '../audit/record.ts';
+import { NotFoundError } from '../core/errors.ts';
+import { inTransaction, type Pool } from '../db/pool.ts';
+import {
+  deleteSubscription,
+  insertSubscription,
+  listSubscriptions,
+  type NotifyEvent,
+  type NotifyFormat,
+  type SubscriptionRow,
+} from '../db/sql/notifications.ts';
+import type { SecretBox } from '../secrets/box.ts';
+import type { User } from '../services/auth.ts';
+import { decodeCursor, page } from '../services/cursor.ts';
+
+export interface NotificationInput {
+  url: string;
+  events: NotifyEvent[];
+  format?: NotifyFormat;
+  secret?: string;
+}
+
+function toApi(r: SubscriptionRow) {
+  return { id: r.id, url: r.url, events: r.events, format: r.format, has_secret: r.has_secret, created_at: r.created_at.toISOString() };
+}
+
+/** Host only: a Slack incoming-webhook URL is itself a credential and must not reach the audit log. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '';
+  }
+}
+
+export async function createNotification(pool: Pool, box: SecretBox, actor: User, input: NotificationInput) {
+  const events = [...new Set(input.events)];
+  const format = input.format ?? 'json';
+  return inTransaction(pool, async (c) => {
+    const row = await insertSubscription(c, {
+      teamId: actor.team_id,
+      url: input.url,
+      events,
+      format,
+      secret: input.secret ? box.seal(input.secret) : null,
+      createdBy: actor.id,
+    });
+    await recordAudit(c, {
+      teamId: actor.team_id, actorId: actor.id, action: 'notification.create', targetId: row.id,
+      details: { host: hostOf(input.url), events, format, signed: Boolean(input.secret) },
+    });
+    return toApi(row);
+  });
+}
+
+export async function listNotifications(pool: Pool, actor: User, limit: number, cursor?: string) {
+  const after = decodeCursor<[string, string]>(cursor, (v) => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string'));
+  const rows = await listSubscriptions(pool, actor.team_id, { after: after ? { createdAt: after[0], id: after[1] } : null, limit: limit + 1 });
+  const p = page(rows, limit, (r) => [r.created_at.toISOString(), r.id]);
+  return { result: p.result.map(toApi), next_cursor: p.next_cursor };
+}
+
+export async function deleteNotification(pool: Pool, actor: User, id: string): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    if (!(await deleteSubscription(c, actor.team_id, id))) throw new NotFoundError('notification');
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'notification.delete', targetId: id, details: {} });
+  });
+}
