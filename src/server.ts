@@ -14,7 +14,9 @@ import { Listener } from './db/listener.ts';
 import { migrate } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { DUE_CHANNEL, EVENTS_CHANNEL } from './db/sql/events.ts';
+import { startNotifier } from './notifications/notifier.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
+import { setMetricsPool } from './observability/metrics.ts';
 import type { Credentials } from './providers/types.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
@@ -109,6 +111,8 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   });
   const address = await api.listen({ port: config.port, host: config.host });
   scheduler.start();
+  const notifier = startNotifier({ pool, logger: log, box });
+  setMetricsPool(pool);
   log.info({ url: address, role, worker_id: workerId }, 'shipclock is running');
 
   let stopping: Promise<void> | null = null;
@@ -118,6 +122,7 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
     stop() {
       stopping ??= (async () => {
         await scheduler.stop();
+        await notifier.stop();
         await api.close().catch(() => {});
         await listener.stop();
         await pool.end().catch(() => {});
