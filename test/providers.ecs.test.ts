@@ -276,6 +276,16 @@ describe('ecs provider', () => {
     const c = ctx({ ...s, timeout_seconds: 60 });
     const r = await ecsProvider.start(c);
     assert.equal(r.kind, 'follow');
+    // Polls that see nothing new carry no message (a message becomes a timeline event).
+    let q: StepResult = r;
+    const messages: (string | undefined)[] = [];
+    for (let i = 0; i < 4 && q.kind === 'follow'; i++) {
+      q = await ecsProvider.poll!({ ...c, ref: q.ref });
+      if (q.kind === 'follow') messages.push(q.message);
+    }
+    assert.equal(messages.length, 4);
+    assert.ok(messages[0]);
+    assert.equal(messages.at(-1), undefined, JSON.stringify(messages));
     const p = await ecsProvider.poll!({ ...c, deployment: { ...c.deployment, startedAt: new Date(Date.now() - 61_000) }, ref: (r as any).ref });
     assert.equal(p.kind, 'failed');
     if (p.kind === 'failed') assert.equal(p.error, 'the ECS rollout did not finish within 60 s');

@@ -197,9 +197,9 @@ function evaluate(ctx: ProviderContext<DigitaloceanTarget>, d: DoDeployment, pre
   const phase = d.phase ?? 'UNKNOWN';
   const p = d.progress;
   const steps = p?.total_steps ? `${p.success_steps ?? 0}/${p.total_steps}` : null;
-  if (prevRef?.phase !== phase || (prevRef?.steps_done ?? null) !== steps) {
-    ctx.log(`DigitalOcean deployment ${d.id}: ${phase}${steps ? `, ${steps} steps done` : ''}`);
-  }
+  const changed = prevRef?.phase !== phase || (prevRef?.steps_done ?? null) !== steps;
+  const status = `DigitalOcean deployment ${d.id}: ${phase}${steps ? `, ${steps} steps done` : ''}`;
+  if (changed) ctx.log(status);
   const next: ProviderRef = { ...ref, steps_done: steps };
   if (SUCCEEDED.has(phase)) return { kind: 'succeeded', ref: next, message: `DigitalOcean deployment ${d.id} is ACTIVE` };
   if (FAILED.has(phase)) {
@@ -212,7 +212,8 @@ function evaluate(ctx: ProviderContext<DigitaloceanTarget>, d: DoDeployment, pre
   // A deployment this very call created gets at least one poll before the deadline applies.
   const late = opts.justCreated ? null : timedOut(ctx, next);
   if (late) return late;
-  return { kind: 'follow', ref: next, afterSeconds: settings(t).pollSeconds, message: `DigitalOcean deployment ${d.id}: ${phase}` };
+  // A message becomes a timeline event: only when something changed, not on every poll.
+  return { kind: 'follow', ref: next, afterSeconds: settings(t).pollSeconds, ...(changed ? { message: status } : {}) };
 }
 
 function timedOut(ctx: ProviderContext<DigitaloceanTarget>, ref: ProviderRef | null): StepResult | null {
@@ -233,7 +234,7 @@ async function create(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepRes
 /** Creates a deployment unless the rollout deadline has already passed (a late retry or recovery). */
 async function createBeforeDeadline(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepResult> {
   const late = timedOut(ctx, ctx.ref);
-  if (late) return { ...late, error: `${late.kind === 'failed' ? late.error : ''}; no DigitalOcean deployment was created` };
+  if (late?.kind === 'failed') return { ...late, error: `${late.error}; no DigitalOcean deployment was created` };
   return create(ctx);
 }
 

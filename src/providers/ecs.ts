@@ -295,7 +295,7 @@ async function trigger(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise
   if (!primary?.id) throw new Error('ECS UpdateService answered without a PRIMARY deployment');
   const ref = makeRef(ctx, primary);
   ctx.log(`ECS deployment ${primary.id} started on ${shortName(t.cluster)}/${shortName(t.service)} with ${shortName(primary.taskDefinition ?? '?')}`);
-  return { kind: 'follow', ref, afterSeconds: settings(t).pollSeconds, message: `ECS deployment ${primary.id} in progress` };
+  return { kind: 'follow', ref, afterSeconds: settings(t).pollSeconds, message: `ECS deployment ${primary.id} started with ${shortName(primary.taskDefinition ?? '?')}` };
 }
 
 async function follow(ecs: ECSClient, ctx: ProviderContext<EcsTarget>, ref: ProviderRef, described?: Service): Promise<StepResult> {
@@ -310,7 +310,8 @@ async function follow(ecs: ECSClient, ctx: ProviderContext<EcsTarget>, ref: Prov
   const counts = `desired ${dep.desiredCount ?? 0}, pending ${dep.pendingCount ?? 0}, running ${dep.runningCount ?? 0}` +
     (dep.failedTasks ? `, failed ${dep.failedTasks}` : '');
   const next: ProviderRef = { ...ref, task_counts: counts };
-  if (ref.task_counts !== counts) ctx.log(`ECS deployment ${id}: tasks ${counts}`);
+  const changed = ref.task_counts !== counts;
+  if (changed) ctx.log(`ECS deployment ${id}: tasks ${counts}`);
 
   if (dep.rolloutState === 'COMPLETED') {
     ctx.log(`ECS deployment ${id} completed${dep.rolloutStateReason ? `: ${dep.rolloutStateReason}` : ''}`);
@@ -331,7 +332,8 @@ async function follow(ecs: ECSClient, ctx: ProviderContext<EcsTarget>, ref: Prov
   }
   const late = timedOut({ ...ctx, ref: next });
   if (late) return late;
-  return { kind: 'follow', ref: next, afterSeconds: settings(ctx.target).pollSeconds, message: `ECS deployment ${id}: ${counts}` };
+  // A message becomes a timeline event: only when something changed, not on every poll.
+  return { kind: 'follow', ref: next, afterSeconds: settings(ctx.target).pollSeconds, ...(changed ? { message: `ECS deployment ${id}: tasks ${counts}` } : {}) };
 }
 
 async function run(ctx: ProviderContext<EcsTarget>, body: (ecs: ECSClient) => Promise<StepResult>): Promise<StepResult> {
