@@ -27,9 +27,12 @@ export interface ResolvedTime {
   ambiguous: boolean;
 }
 
-/** True when `zone` names a time zone the runtime knows (IANA names and their aliases). */
+/** True when `zone` names a time zone the runtime knows (IANA names and their aliases, not fixed offsets). */
 export function isValidZone(zone: string): boolean {
   if (typeof zone !== 'string' || zone.length === 0 || zone.length > 64) return false;
+  // Temporal also accepts fixed offsets ("+05:00"); a fixed offset ignores daylight saving, the
+  // very bug shipclock replaces, so only named zones are accepted.
+  if (/^[+-]/.test(zone)) return false;
   try {
     Temporal.Now.instant().toZonedDateTimeISO(zone);
     return true;

@@ -279,7 +279,7 @@ export class Scheduler {
       try {
         return await inTransaction(this.o.pool, async (c) => {
           const ids = await markRunning(c, this.o.workerId, hs.map((h) => h.row.id));
-          await insertEvents(c, ids.map((id) => ({ id, state: 'running', message: 'attempt 1' })));
+          await insertEvents(c, ids.map((id) => ({ id, state: 'running', message: `attempt 1 on ${this.o.workerId}` })));
           return new Set(ids);
         });
       } catch (err) {
@@ -296,7 +296,7 @@ export class Scheduler {
     if (row.phase === 'retry_wait') {
       row.attempts += 1;
       if (!(await markAttempt(this.o.pool, this.o.workerId, row.id, row.attempts))) return this.release(h);
-      await insertEvents(this.o.pool, [{ id: row.id, state: 'running', message: `attempt ${row.attempts}` }]);
+      await insertEvents(this.o.pool, [{ id: row.id, state: 'running', message: `attempt ${row.attempts} on ${this.o.workerId}` }]);
       return this.step(h, 'start');
     }
     // phase 'executing' with a lapsed lease: the process running it died mid-call.
