@@ -201,3 +201,89 @@ test('several notifiers deliver each notification exactly once', async () => {
     await Promise.all(notifiers.map((n) => n.stop()));
   }
 });
+
+test('API: owners manage subscriptions; a failed deployment is delivered, signed, in Slack format', async () => {
+  const { startTestServer, utcFields } = await import('./helpers/server.ts');
+  const { startWebhookReceiver } = await import('./helpers/fake-webhook.ts');
+  const server = await startTestServer({ db: undefined });
+  const target = await startWebhookReceiver();
+  const slack = await startWebhookReceiver();
+  try {
+    const t = server.adminToken;
+    const me = (await server.api('GET', '/v1/me', undefined, t)).body;
+    const viewer = await server.api('POST', `/v1/teams/${me.team.id}/members`, { email: 'viewer@example.com', password: 'viewer-password', role: 'viewer' }, t);
+    assert.equal(viewer.status, 201);
+    const viewerToken = await server.login('viewer@example.com', 'viewer-password');
+
+    const body = { url: slack.url, events: ['failed', 'missed'], format: 'slack', secret: 'notify-secret' };
+    assert.equal((await server.api('POST', '/v1/notifications', body, viewerToken)).status, 403);
+    assert.equal((await server.api('GET', '/v1/notifications', undefined, viewerToken)).status, 403);
+    const bad = await server.api('POST', '/v1/notifications', { ...body, events: ['exploded'] }, t);
+    assert.equal(bad.status, 400);
+    assert.ok(bad.body.error.message);
+    assert.equal((await server.api('POST', '/v1/notifications', { ...body, url: 'ftp://x' }, t)).status, 400);
+
+    const created = await server.api('POST', '/v1/notifications', body, t);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.deepEqual(Object.keys(created.body).sort(), ['created_at', 'events', 'format', 'has_secret', 'id', 'url']);
+    assert.equal(created.body.has_secret, true);
+    assert.ok(!JSON.stringify(created.body).includes('notify-secret'));
+    const extra = await server.api('POST', '/v1/notifications', { url: `${slack.url}/2`, events: ['succeeded'] }, t);
+    assert.equal(extra.body.format, 'json');
+
+    const page1 = await server.api('GET', '/v1/notifications?limit=1', undefined, t);
+    assert.equal(page1.body.result.length, 1);
+    assert.ok(page1.body.next_cursor);
+    const page2 = await server.api('GET', `/v1/notifications?limit=1&cursor=${page1.body.next_cursor}`, undefined, t);
+    assert.equal(page2.body.result.length, 1);
+    assert.equal(page2.body.next_cursor, null);
+    assert.notEqual(page1.body.result[0].id, page2.body.result[0].id);
+    assert.ok(!JSON.stringify([page1.body, page2.body]).includes('notify-secret'));
+
+    assert.equal((await server.api('DELETE', `/v1/notifications/${extra.body.id}`, undefined, t)).status, 204);
+    assert.equal((await server.api('DELETE', `/v1/notifications/${extra.body.id}`, undefined, t)).status, 404);
+
+    // A deployment that fails: its notification arrives, signed, as a Slack message.
+    target.respondWith(500);
+    const app = await server.api('POST', '/v1/apps', { name: 'payments', target: { type: 'webhook', url: target.url }, retry: { max_attempts: 1 } }, t);
+    assert.equal(app.status, 201);
+    const dep = await server.api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1000) }, t);
+    assert.equal(dep.status, 201, JSON.stringify(dep.body));
+    const hit = await waitFor(() => slack.hits.find((h) => h.path === '/hook'), 15_000);
+    assert.match(hit.body.text, /payments\* failed/);
+    assert.equal(hit.headers['x-shipclock-signature'], 'sha256=' + createHmac('sha256', 'notify-secret').update(hit.raw).digest('hex'));
+    const final = await server.api('GET', `/v1/scheduled_deployments/${dep.body.result.id}`, undefined, t);
+    assert.equal(final.body.result.state, 'failed');
+  } finally {
+    await target.close();
+    await slack.close();
+    await server.stop();
+  }
+});
+
+test('a receiver that never answers does not hold up deployments', async () => {
+  const { startTestServer, utcFields } = await import('./helpers/server.ts');
+  const { startWebhookReceiver } = await import('./helpers/fake-webhook.ts');
+  const server = await startTestServer();
+  const target = await startWebhookReceiver();
+  const slow = await startWebhookReceiver();
+  slow.delay(60_000);
+  try {
+    const t = server.adminToken;
+    await server.api('POST', '/v1/notifications', { url: slow.url, events: ['succeeded'] }, t);
+    const app = await server.api('POST', '/v1/apps', { name: 'web', target: { type: 'webhook', url: target.url } }, t);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await server.api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1000 + i * 700) }, t)).body.result.id);
+    }
+    await waitFor(async () => {
+      const states = await Promise.all(ids.map(async (id) => (await server.api('GET', `/v1/scheduled_deployments/${id}`, undefined, t)).body.result.state));
+      return states.every((s) => s === 'succeeded') ? true : undefined;
+    }, 15_000);
+  } finally {
+    slow.delay(0);
+    await target.close();
+    await slow.close();
+    await server.stop();
+  }
+});

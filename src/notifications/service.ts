@@ -60,7 +60,7 @@ export async function createNotification(pool: Pool, box: SecretBox, actor: User
 export async function listNotifications(pool: Pool, actor: User, limit: number, cursor?: string) {
   const after = decodeCursor<[string, string]>(cursor, (v) => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string'));
   const rows = await listSubscriptions(pool, actor.team_id, { after: after ? { createdAt: after[0], id: after[1] } : null, limit: limit + 1 });
-  const p = page(rows, limit, (r) => [r.created_at.toISOString(), r.id]);
+  const p = page(rows, limit, (r) => [r.cursor_at, r.id]);
   return { result: p.result.map(toApi), next_cursor: p.next_cursor };
 }
 

@@ -16,9 +16,12 @@ export interface SubscriptionRow {
   format: NotifyFormat;
   has_secret: boolean;
   created_at: Date;
+  /** created_at with microseconds (a JS Date keeps milliseconds only), for keyset cursors. */
+  cursor_at: string;
 }
 
-const SUBSCRIPTION_COLUMNS = 'id, team_id, url, events, format, secret IS NOT NULL AS has_secret, created_at';
+const SUBSCRIPTION_COLUMNS = `id, team_id, url, events, format, secret IS NOT NULL AS has_secret, created_at,
+  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at`;
 
 export async function insertSubscription(
   db: Queryable,
