@@ -100,3 +100,39 @@ test('a scrape does not fail or hang while the database is unreachable', async (
     await dead.end().catch(() => {});
   }
 });
+
+test('API: /metrics serves the metric names; /readyz fails while the database is unreachable', async () => {
+  const { startTestServer } = await import('./helpers/server.ts');
+  const server = await startTestServer();
+  try {
+    const res = await fetch(`${server.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+    const text = await res.text();
+    for (const name of ['shipclock_deployments_due_next_minute', 'shipclock_db_pool_connections', 'shipclock_fire_lag_seconds', 'process_resident_memory_bytes']) {
+      assert.ok(text.includes(name), `${name} missing`);
+    }
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+  } finally {
+    await server.stop();
+  }
+
+  // The same API with a pool whose database does not answer (a closed port).
+  const { buildApi } = await import('../src/api/app.ts');
+  const { loadConfig } = await import('../src/config.ts');
+  const { SecretBox } = await import('../src/secrets/box.ts');
+  const pool = createPool('postgres://root@127.0.0.1:1/none', 2);
+  const api = await buildApi({
+    config: loadConfig({}), pool, box: SecretBox.fromKey(Buffer.alloc(32, 1)), logger: createLogger('silent'), role: 'worker',
+    auth: undefined as never, hub: undefined as never, resolveTarget: undefined as never,
+  });
+  try {
+    const ready = await api.inject({ method: 'GET', url: '/readyz' });
+    assert.equal(ready.statusCode, 503);
+    assert.ok(!ready.body.includes('ECONNREFUSED'), 'no internals in the answer');
+    assert.equal((await api.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  } finally {
+    await api.close();
+    await pool.end().catch(() => {});
+  }
+});
