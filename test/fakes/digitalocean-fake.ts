@@ -278,3 +278,35 @@ export async function startDigitaloceanFake(opts: { token?: string } = {}): Prom
   };
   return fake;
 }
+
+/**
+ * Everything the shared conformance suite needs for the DigitalOcean provider: a fake with one
+ * app, the target and credential that reach it (SHIPCLOCK_DIGITALOCEAN_API_URL is set until
+ * close()), and one-line scenario controls.
+ */
+export async function digitaloceanHarness() {
+  const fake = await startDigitaloceanFake();
+  const previous = process.env.SHIPCLOCK_DIGITALOCEAN_API_URL;
+  process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = fake.url;
+  const appId = fake.addApp();
+  return {
+    fake,
+    target: { type: 'digitalocean' as const, app_id: appId, poll_interval_seconds: 1, timeout_seconds: 60 },
+    credentials: { provider: 'digitalocean' as const, token: fake.token },
+    /** The next deployment ends in ERROR with a failing build step. */
+    failNext: (message = 'Build failed: npm ERR! missing script: build') => fake.failNextDeployment({ code: 'BuildJobFailed', message }),
+    /** The next request answers 503 (transient). */
+    transientNext: () => fake.injectErrors({ status: 503 }),
+    /** The next request answers 403 (permanent). */
+    permanentNext: () => fake.injectErrors({ status: 403 }),
+    /** Deployments never leave their in-flight phases (for timeouts). */
+    neverFinish: () => { fake.rolloutPolls = Number.MAX_SAFE_INTEGER; },
+    /** How many deployments were created. */
+    triggers: () => fake.count('create'),
+    async close() {
+      if (previous === undefined) delete process.env.SHIPCLOCK_DIGITALOCEAN_API_URL;
+      else process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = previous;
+      await fake.close();
+    },
+  };
+}

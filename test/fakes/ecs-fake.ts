@@ -435,3 +435,38 @@ export async function startEcsFake(opts: { region?: string } = {}): Promise<EcsF
   };
   return fake;
 }
+
+/**
+ * Everything the shared conformance suite needs for the ECS provider: a fake with one service,
+ * the target and credential that reach it (AWS_ENDPOINT_URL_ECS is set until close()), and
+ * one-line scenario controls.
+ */
+export async function ecsHarness() {
+  const fake = await startEcsFake({ region: 'us-east-1' });
+  const previous = process.env.AWS_ENDPOINT_URL_ECS;
+  process.env.AWS_ENDPOINT_URL_ECS = fake.url;
+  fake.addService({
+    cluster: 'conformance', service: 'app',
+    taskDefinition: { family: 'app', containerDefinitions: [{ name: 'app', image: 'app:1', essential: true }] },
+  });
+  return {
+    fake,
+    target: { type: 'ecs' as const, region: 'us-east-1', cluster: 'conformance', service: 'app', poll_interval_seconds: 1, timeout_seconds: 60 },
+    credentials: { provider: 'aws' as const, access_key_id: 'AKIACONFORMANCE', secret_access_key: 'conformance-secret' },
+    /** The next rollout ends FAILED with this reason. */
+    failNext: (reason = 'ECS deployment circuit breaker: tasks failed to start.') => fake.failNextRollout(reason),
+    /** The next call answers ThrottlingException (transient). */
+    transientNext: () => fake.injectErrors('throttle', 1),
+    /** The next call answers AccessDeniedException (permanent). */
+    permanentNext: () => fake.injectErrors('accessDenied', 1),
+    /** Rollouts stay IN_PROGRESS (for timeouts). */
+    neverFinish: () => { fake.rolloutPolls = Number.MAX_SAFE_INTEGER; },
+    /** How many rollouts were triggered (UpdateService calls that took effect). */
+    triggers: () => fake.responses.filter((r) => r.op === 'UpdateService' && r.status === 200).length,
+    async close() {
+      if (previous === undefined) delete process.env.AWS_ENDPOINT_URL_ECS;
+      else process.env.AWS_ENDPOINT_URL_ECS = previous;
+      await fake.close();
+    },
+  };
+}
