@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { inTransaction } from '../src/db/pool.ts';
 import { enqueueNotifications } from '../src/notifications/enqueue.ts';
 import { startNotifier } from '../src/notifications/notifier.ts';
-import { insertSubscription } from '../src/db/sql/notifications.ts';
+import { insertSubscription, pruneDeliveries } from '../src/db/sql/notifications.ts';
 import { SecretBox } from '../src/secrets/box.ts';
 
 let db: TestDatabase;
@@ -200,6 +200,18 @@ test('several notifiers deliver each notification exactly once', async () => {
   } finally {
     await Promise.all(notifiers.map((n) => n.stop()));
   }
+});
+
+test('finished deliveries are pruned after their retention; pending ones never', async () => {
+  const f = await fixture();
+  await insertSubscription(db.pool, { teamId: f.team, url: `${receiverUrl}/p`, events: ['failed'], format: 'json', secret: null, createdBy: null });
+  await finish(f, 'failed', 'x');
+  await finish(f, 'failed', 'y'); // a second row for the same deployment
+  const ids = (await db.pool.query(`SELECT id FROM notification_deliveries WHERE deployment_id = $1 ORDER BY id`, [f.dep])).rows.map((r) => r.id);
+  await db.pool.query(`UPDATE notification_deliveries SET created_at = now() - interval '40 days', state = 'delivered' WHERE id = $1`, [ids[0]]);
+  await db.pool.query(`UPDATE notification_deliveries SET created_at = now() - interval '40 days' WHERE id = $1`, [ids[1]]);
+  assert.ok((await pruneDeliveries(db.pool, 30)) >= 1);
+  assert.deepEqual((await deliveries(f.dep)).map((r) => r.state), ['pending']);
 });
 
 test('API: owners manage subscriptions; a failed deployment is delivered, signed, in Slack format', async () => {

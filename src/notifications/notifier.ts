@@ -9,7 +9,7 @@ import type pg from 'pg';
 import type { Logger } from '../observability/logger.ts';
 import { notificationDeliveries } from '../observability/metrics.ts';
 import type { SecretBox } from '../secrets/box.ts';
-import { claimDeliveries, markAttemptFailed, markDelivered, type ClaimedDelivery } from '../db/sql/notifications.ts';
+import { claimDeliveries, markAttemptFailed, markDelivered, pruneDeliveries, type ClaimedDelivery } from '../db/sql/notifications.ts';
 
 export interface NotifierOptions {
   pool: pg.Pool;
@@ -25,6 +25,8 @@ export interface NotifierOptions {
   timeoutMs?: number;
   /** Deliveries claimed per round. Default 20. */
   batchSize?: number;
+  /** Finished deliveries are deleted after this many days. Default 30. */
+  keepDays?: number;
 }
 
 export interface Notifier {
@@ -108,7 +110,13 @@ export function startNotifier(opts: NotifierOptions): Notifier {
     log.warn({ ...fields, status, error, retry_in_seconds: retryIn }, retryIn === null ? 'notification given up' : 'notification failed, will retry');
   }
 
+  let lastPrune = 0;
   async function round(): Promise<void> {
+    if (Date.now() - lastPrune > 3600_000) {
+      lastPrune = Date.now();
+      const pruned = await pruneDeliveries(opts.pool, opts.keepDays ?? 30);
+      if (pruned) log.debug({ pruned }, 'old notification deliveries deleted');
+    }
     for (;;) {
       if (stopping.signal.aborted) return;
       const batch = await claimDeliveries(opts.pool, batchSize, Math.ceil(timeoutMs / 1000) + 30);

@@ -144,3 +144,15 @@ export async function markAttemptFailed(
     [id, failure.error.slice(0, 1000), failure.status, failure.retryInSeconds],
   );
 }
+
+/** Deletes finished deliveries older than `days` (at most `limit` per call). Returns how many. */
+export async function pruneDeliveries(db: Queryable, days: number, limit = 1000): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM notification_deliveries WHERE id IN (
+       SELECT id FROM notification_deliveries
+        WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    [days, limit],
+  );
+  return rowCount ?? 0;
+}
