@@ -255,7 +255,7 @@ describe('the scheduler fires deployments at their instant, once, in order', () 
     const reader = (async () => {
       const dec = new TextDecoder();
       let buf = '';
-      for await (const chunk of res.body!) {
+      for await (const chunk of res.body! as unknown as AsyncIterable<Uint8Array>) {
         buf += dec.decode(chunk as Uint8Array);
         let i;
         while ((i = buf.indexOf('\n\n')) >= 0) {

