@@ -211,7 +211,7 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
         initialValues={initialValues}
         onFinish={onFinish}
         onValuesChange={() => setFormError(null)}
-        requiredMark="optional"
+        requiredMark={false}
       >
         <Form.Item label="Application" name="app" rules={[{ required: true, message: 'Choose the application to deploy' }]}>
           <Select

@@ -5,7 +5,7 @@ import { api, can, type App } from '../api.ts';
 import { navigate } from '../router.ts';
 import { useSession } from '../session.tsx';
 import { AppFormModal } from '../components/AppForm.tsx';
-import { ScheduleModal } from '../components/ScheduleModal.tsx';
+import { ScheduleModal } from '../components/LazyScheduleModal.tsx';
 import { useApps } from '../components/useApps.ts';
 
 function targetSummary(a: App): string {

@@ -9,7 +9,7 @@ import { useDeploymentEvents } from '../events.ts';
 import { formatDuration, formatInstant, formatLocal, viewerZone } from '../format.ts';
 import { linkClick, navigate } from '../router.ts';
 import { useSession } from '../session.tsx';
-import { ScheduleModal } from '../components/ScheduleModal.tsx';
+import { ScheduleModal } from '../components/LazyScheduleModal.tsx';
 import { StateTag } from '../components/StateTag.tsx';
 import { useApps } from '../components/useApps.ts';
 

@@ -10,7 +10,7 @@ import { useDeploymentEvents, type DeploymentChange } from '../events.ts';
 import { formatInstant, formatLocal, viewerZone } from '../format.ts';
 import { linkClick } from '../router.ts';
 import { useSession } from '../session.tsx';
-import { ScheduleModal, type ScheduleTarget } from '../components/ScheduleModal.tsx';
+import { ScheduleModal, type ScheduleTarget } from '../components/LazyScheduleModal.tsx';
 import { StateTag } from '../components/StateTag.tsx';
 import { useApps } from '../components/useApps.ts';
 
