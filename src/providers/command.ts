@@ -46,18 +46,34 @@ function run(ctx: ProviderContext<CommandTarget>): Promise<StepResult> {
       }
     };
     let timedOut = false;
-    const child = spawn(t.command, t.args ?? [], { cwd: t.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so a timeout or shutdown reaches what a script started too (a shell
+    // script's `sleep`, a `docker push`): killing only the shell would leave them running, holding
+    // the output pipes open, and the step would wait for them however long they take.
+    const child = spawn(t.command, t.args ?? [], { cwd: t.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+        else child.kill(sig);
+      } catch {
+        // The group is gone already.
+      }
+    };
     const kill = () => {
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      signalGroup('SIGTERM');
+      setTimeout(() => signalGroup('SIGKILL'), 5000).unref();
     };
     const timer = setTimeout(() => { timedOut = true; kill(); }, timeoutMs);
     const onAbort = () => kill();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
+    let done = false;
+    let exitTimer: NodeJS.Timeout | undefined;
     const finish = (result: StepResult) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
+      clearTimeout(exitTimer);
       ctx.signal.removeEventListener('abort', onAbort);
       if (output.length) ctx.log((truncated ? '[output truncated to the last 64 KiB]\n' : '') + output.toString('utf8'));
       resolve(result);
@@ -65,13 +81,31 @@ function run(ctx: ProviderContext<CommandTarget>): Promise<StepResult> {
     child.on('error', (err: NodeJS.ErrnoException) => {
       finish({ kind: 'failed', error: err.code === 'ENOENT' ? `command not found: ${t.command}` : `cannot run ${t.command}: ${err.message}` });
     });
-    child.on('close', (code, signal) => {
-      if (timedOut) return finish({ kind: 'failed', error: `command did not finish within ${timeoutMs / 1000} s and was killed` });
-      if (code === 0) return finish({ kind: 'succeeded', message: 'command exited 0' });
-      if (code === EX_TEMPFAIL) return finish({ kind: 'retry', error: `command exited ${EX_TEMPFAIL} (temporary failure)` });
-      finish({ kind: 'failed', error: signal ? `command was killed by ${signal}` : `command exited ${code}` });
+    const outcome = (code: number | null, signal: NodeJS.Signals | null): StepResult => {
+      if (timedOut) return { kind: 'failed', error: `command did not finish within ${timeoutMs / 1000} s and was killed` };
+      if (code === 0) return { kind: 'succeeded', message: 'command exited 0' };
+      // The last line it printed usually says why (the whole output is in the log).
+      const why = lastLine(output);
+      if (code === EX_TEMPFAIL) return { kind: 'retry', error: `command exited ${EX_TEMPFAIL} (temporary failure)${why ? `: ${why}` : ''}` };
+      return { kind: 'failed', error: (signal ? `command was killed by ${signal}` : `command exited ${code}`) + (why ? `: ${why}` : '') };
+    };
+    child.on('close', (code, signal) => finish(outcome(code, signal)));
+    // A background process the command left behind (`nohup x &`) may hold the output pipes open
+    // for good: once the command itself has exited, stop waiting for them after a moment.
+    child.on('exit', (code, signal) => {
+      exitTimer = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(outcome(code, signal));
+      }, 2000);
     });
   });
+}
+
+function lastLine(output: Buffer): string {
+  const lines = output.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  const last = lines.at(-1) ?? '';
+  return last.length > 200 ? last.slice(0, 200) + '…' : last;
 }
 
 export const commandProvider: Provider<CommandTarget> = {
