@@ -1,0 +1,354 @@
+/**
+ * ECS and DigitalOcean end to end through the scheduler: real PostgreSQL, real shipclock (in
+ * process, and as real processes killed with SIGKILL), the local fakes standing in for AWS and
+ * DigitalOcean (reached through AWS_ENDPOINT_URL_ECS and SHIPCLOCK_DIGITALOCEAN_API_URL).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../src/db/embedded.ts';
+import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
+import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { startWebhookReceiver } from './helpers/fake-webhook.ts';
+import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
+
+const FINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped', 'missed']);
+const AWS_KEY = { access_key_id: 'AKIAE2ETESTKEY0001', secret_access_key: 'e2e-secret-access-key-0123456789' };
+const TASK_DEF = { family: 'web', containerDefinitions: [{ name: 'web', image: 'registry.example/web:1', essential: true, environment: [{ name: 'MODE', value: 'prod' }] }] };
+
+describe('ecs and digitalocean through the scheduler', () => {
+  let ecs: EcsFake;
+  let dof: DigitaloceanFake;
+  let s: TestServer;
+  let awsCred: string;
+  let doCred: string;
+  let n = 0;
+  const saved = { ecs: process.env.AWS_ENDPOINT_URL_ECS, do: process.env.SHIPCLOCK_DIGITALOCEAN_API_URL };
+
+  before(async () => {
+    ecs = await startEcsFake({ region: 'us-east-1' });
+    dof = await startDigitaloceanFake();
+    ecs.acceptedAccessKeyId = AWS_KEY.access_key_id;
+    // The providers read these when they call (the SDK when it builds its client).
+    process.env.AWS_ENDPOINT_URL_ECS = ecs.url;
+    process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = dof.url;
+    s = await startTestServer();
+    const a = await s.api('POST', '/v1/credentials', { name: 'aws-prod', provider: 'aws', ...AWS_KEY }, s.adminToken);
+    assert.equal(a.status, 201, JSON.stringify(a.body));
+    awsCred = a.body.id;
+    const d = await s.api('POST', '/v1/credentials', { name: 'do-prod', provider: 'digitalocean', token: dof.token }, s.adminToken);
+    assert.equal(d.status, 201, JSON.stringify(d.body));
+    doCred = d.body.id;
+  });
+  after(async () => {
+    await s?.stop();
+    await ecs?.close();
+    await dof?.close();
+    for (const [k, v] of [['AWS_ENDPOINT_URL_ECS', saved.ecs], ['SHIPCLOCK_DIGITALOCEAN_API_URL', saved.do]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  async function ecsApp(extra: Record<string, unknown> = {}) {
+    n += 1;
+    const service = `web-${n}`;
+    ecs.addService({ cluster: 'e2e', service, taskDefinition: { ...TASK_DEF, family: `web-${n}` } });
+    const r = await s.api('POST', '/v1/apps', {
+      name: `ecs-${n}`, target: { type: 'ecs', region: 'us-east-1', cluster: 'e2e', service, credentials: awsCred, poll_interval_seconds: 1, ...extra },
+    }, s.adminToken);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return { id: r.body.id as string, service };
+  }
+
+  async function doApp(extra: Record<string, unknown> = {}) {
+    n += 1;
+    const appId = dof.addApp();
+    const r = await s.api('POST', '/v1/apps', {
+      name: `do-${n}`, target: { type: 'digitalocean', app_id: appId, credentials: doCred, poll_interval_seconds: 1, ...extra },
+    }, s.adminToken);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return { id: r.body.id as string, appId };
+  }
+
+  async function schedule(app: string, ms = 1500) {
+    const r = await s.api('POST', '/v1/scheduled_deployments', { app, ...utcFields(ms) }, s.adminToken);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return r.body.result as { id: string; run_at: string };
+  }
+
+  const get = async (id: string) => (await s.api('GET', `/v1/scheduled_deployments/${id}`, undefined, s.adminToken)).body.result;
+  const final = (id: string, timeoutMs = 30_000) => eventually(async () => {
+    const d = await get(id);
+    return FINAL.has(d.state) ? d : null;
+  }, timeoutMs, `deployment ${id} to end`);
+  const row = async (id: string) => (await s.db.pool.query('SELECT state, phase, lease_owner, provider_ref FROM deployments WHERE id = $1', [id])).rows[0];
+  const following = (id: string) => eventually(async () => {
+    const r = await row(id);
+    return r.phase === 'following' && r.provider_ref ? r : null;
+  }, 20_000, `deployment ${id} to be following its rollout`);
+
+  it('ecs with an image: registers a revision, rolls it out, and shows the ECS ids, revision and console link', async () => {
+    const app = await ecsApp({ image: 'registry.example/web:2' });
+    const d = await schedule(app.id);
+    const end = await final(d.id);
+    assert.equal(end.state, 'succeeded', JSON.stringify(end));
+    const primary = ecs.deployments('e2e', app.service).find((x) => x.status === 'PRIMARY')!;
+    const ref = end.provider_ref;
+    assert.equal(ref.ecs_deployment_id, primary.id);
+    assert.equal(ref.task_definition_revision, 2);
+    assert.match(ref.task_definition_arn, /task-definition\/web-\d+:2$/);
+    assert.equal(ref.console_url, `https://us-east-1.console.aws.amazon.com/ecs/v2/clusters/e2e/services/${app.service}/deployments?region=us-east-1`);
+    assert.equal(ecs.taskDefinition(ref.task_definition_arn)!.taskDefinition.containerDefinitions[0].image, 'registry.example/web:2');
+    assert.match(end.log, new RegExp(`registered task definition web-\\d+:2 \\(container web: registry.example/web:1 → registry.example/web:2\\)`));
+    assert.ok(end.log.includes(`ECS deployment ${primary.id} started`), end.log);
+    assert.match(end.log, /tasks desired 2, pending \d, running \d/);
+    assert.ok(end.events.some((e: { message: string }) => e.message?.includes(primary.id)), JSON.stringify(end.events));
+    // The API shows no secret anywhere in it.
+    assert.ok(!JSON.stringify(end).includes(AWS_KEY.secret_access_key));
+  });
+
+  it('digitalocean: creates one deployment, follows it to ACTIVE, and shows its id and console link', async () => {
+    const app = await doApp({ force_build: true });
+    const before = dof.count('create');
+    const d = await schedule(app.id);
+    const end = await final(d.id);
+    assert.equal(end.state, 'succeeded', JSON.stringify(end));
+    assert.equal(dof.count('create'), before + 1);
+    const ref = end.provider_ref;
+    assert.equal(dof.deployment(app.appId, ref.do_deployment_id)?.phase, 'ACTIVE');
+    assert.equal(ref.console_url, `https://cloud.digitalocean.com/apps/${app.appId}/deployments/${ref.do_deployment_id}`);
+    assert.equal(ref.phase, 'ACTIVE');
+    assert.ok(end.log.includes(`DigitalOcean deployment ${ref.do_deployment_id} created for app ${app.appId} (forced build)`), end.log);
+    assert.ok(!JSON.stringify(end).includes(dof.token));
+  });
+
+  it('a failed ECS rollout ends failed with its reason', async () => {
+    const app = await ecsApp();
+    ecs.failNextRollout('ECS deployment circuit breaker: tasks failed to start (CannotPullContainerError).');
+    const end = await final((await schedule(app.id)).id);
+    assert.equal(end.state, 'failed');
+    assert.equal(end.error, 'ECS rollout failed: ECS deployment circuit breaker: tasks failed to start (CannotPullContainerError).');
+    assert.ok(end.provider_ref.ecs_deployment_id);
+    assert.match(end.log, /failed 2/, 'the failed task count is logged');
+  });
+
+  it('a failed DigitalOcean deployment ends failed with the failing step\'s reason', async () => {
+    const app = await doApp();
+    dof.failNextDeployment({ code: 'BuildJobFailed', message: 'npm ERR! missing script: build' });
+    const end = await final((await schedule(app.id)).id);
+    assert.equal(end.state, 'failed');
+    assert.match(end.error, /^DigitalOcean deployment \S+ failed: Building service web failed: npm ERR! missing script: build \(BuildJobFailed\)$/);
+  });
+
+  it('following a rollout does not tie up a worker: the lease is released between polls and another deployment fires on time', async () => {
+    // Polled every 3 s: a process claims a row SHIPCLOCK_PREFETCH_MS (1.5 s) before it is due, so
+    // the lease is free for the rest of each interval.
+    const app = await ecsApp({ poll_interval_seconds: 3 });
+    ecs.rolloutPolls = 4;
+    try {
+      const d = await schedule(app.id, 1000);
+      await following(d.id);
+      // Between polls no process holds the row.
+      let unleased = 0;
+      for (let i = 0; i < 20; i++) {
+        const r = await row(d.id);
+        if (r.phase === 'following' && r.lease_owner === null) unleased += 1;
+        await new Promise((res) => setTimeout(res, 150));
+      }
+      assert.ok(unleased >= 4, `lease released between polls (${unleased}/20 samples unleased)`);
+      // Meanwhile another app's deployment fires at its instant.
+      const hook = await startWebhookReceiver();
+      try {
+        const wh = await s.api('POST', '/v1/apps', { name: `hook-${++n}`, target: { type: 'webhook', url: hook.url } }, s.adminToken);
+        const w = await schedule(wh.body.id, 1500);
+        await eventually(async () => hook.hits.length > 0, 10_000, 'the webhook');
+        const late = hook.hits[0].at - Date.parse(w.run_at);
+        assert.ok(late >= 0 && late < 1000, `fired ${late} ms after its instant`);
+        assert.equal((await row(d.id)).state, 'running', 'the ECS rollout was still being followed');
+      } finally {
+        await hook.close();
+      }
+      const end = await final(d.id);
+      assert.equal(end.state, 'succeeded');
+      assert.equal(ecs.requests.filter((r) => r.op === 'UpdateService' && r.body.service === app.service).length, 1);
+    } finally {
+      ecs.rolloutPolls = 2;
+    }
+  });
+
+  it('canceling a running DigitalOcean deployment cancels it there and ends canceled', async () => {
+    const app = await doApp();
+    dof.rolloutPolls = 1000;
+    try {
+      const d = await schedule(app.id, 1000);
+      const r = await following(d.id);
+      const c = await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken);
+      assert.equal(c.status, 200, JSON.stringify(c.body));
+      assert.equal(c.body.result.state, 'canceled');
+      assert.equal(dof.count('cancel'), 1);
+      assert.equal(dof.deployment(app.appId, r.provider_ref.do_deployment_id)?.phase, 'CANCELED');
+      // The next poll does not turn it into something else.
+      await new Promise((res) => setTimeout(res, 2000));
+      assert.equal((await get(d.id)).state, 'canceled');
+    } finally {
+      dof.rolloutPolls = 2;
+    }
+  });
+
+  it('canceling a running ECS deployment answers 409 not_cancellable: an ECS rollout cannot be recalled', async () => {
+    const app = await ecsApp();
+    ecs.rolloutPolls = 1000;
+    const d = await schedule(app.id, 1000);
+    try {
+      await following(d.id);
+      const c = await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken);
+      assert.equal(c.status, 409);
+      assert.equal(c.body.error.code, 'not_cancellable');
+      assert.match(c.body.error.message, /ecs.*cannot be recalled/i);
+      assert.equal((await row(d.id)).state, 'running');
+    } finally {
+      ecs.rolloutPolls = 2;
+    }
+    assert.equal((await final(d.id)).state, 'succeeded');
+  });
+
+  it('another process resumes following a rollout when the one following it stops', async () => {
+    // A second instance on the same database; the first one stops while the rollout is followed.
+    const app = await ecsApp();
+    ecs.rolloutPolls = 6;
+    try {
+      const d = await schedule(app.id, 1000);
+      await following(d.id);
+      const b = await s.another('worker');
+      const describesBefore = ecs.count('DescribeServices');
+      // Stop every scheduler but b's: the API stays up, the first instance's scheduler is gone.
+      await s.sc.scheduler.stop();
+      const end = await final(d.id);
+      assert.equal(end.state, 'succeeded', JSON.stringify(end));
+      assert.ok(ecs.count('DescribeServices') > describesBefore);
+      assert.equal(ecs.requests.filter((r) => r.op === 'UpdateService' && r.body.service === app.service).length, 1);
+      assert.ok(b.workerId);
+    } finally {
+      ecs.rolloutPolls = 2;
+    }
+  });
+});
+
+/**
+ * Real processes killed with SIGKILL: one dies while its UpdateService is in flight (the call took
+ * effect at ECS, the answer never came back), the next one recovers the rollout and dies while
+ * following it, and a third follows it to the end — one UpdateService in all.
+ */
+describe('crash mid-rollout with real processes (SIGKILL)', () => {
+  const BIN = path.resolve('bin/shipclock.js');
+  let db: TestDatabase;
+  let ecs: EcsFake;
+  let proxy: http.Server;
+  let proxyUrl: string;
+  let holdUpdate = true;
+  let held: () => void;
+  const heldUpdate = new Promise<void>((r) => { held = r; });
+  const children: ChildProcess[] = [];
+
+  before(async () => {
+    db = await createTestDatabase({ migrate: false });
+    ecs = await startEcsFake({ region: 'us-east-1' });
+    ecs.addService({ cluster: 'crash', service: 'api', taskDefinition: { ...TASK_DEF, family: 'api' } });
+    // In front of the fake: forwards every call, but keeps UpdateService's answer from the
+    // caller while holdUpdate is set (the call reaches ECS and takes effect; the caller dies waiting).
+    proxy = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        const upstream = await fetch(ecs.url + (req.url ?? '/'), {
+          method: req.method, body: Buffer.concat(chunks),
+          headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)).map(([k, v]) => [k, String(v)])),
+        });
+        const body = Buffer.from(await upstream.arrayBuffer());
+        if (holdUpdate && req.headers['x-amz-target'] === `${ECS_TARGET_PREFIX}UpdateService`) {
+          held();
+          return; // never answered
+        }
+        res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
+        res.end(body);
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    proxy?.closeAllConnections();
+    await new Promise((r) => proxy?.close(r));
+    await ecs?.close();
+    await db?.drop();
+  });
+
+  async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.ProcessEnv) {
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, role], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (c) => { out += c; });
+    child.stderr!.on('data', (c) => { out += c; });
+    const url = `http://127.0.0.1:${port}`;
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${out}`);
+      return (await fetch(`${url}/readyz`)).ok;
+    }, 60_000, `${role} to be ready`);
+    return { child, url };
+  }
+
+  const kill9 = (c: ChildProcess) => new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
+
+  it('is followed to the end after two SIGKILLs, with exactly one UpdateService', async () => {
+    const env = testEnv(db.url, { AWS_ENDPOINT_URL_ECS: proxyUrl, SHIPCLOCK_LEASE_SECONDS: '5' });
+    const a = await spawnShipclock('serve', env);
+    const api = async (method: string, p: string, body?: unknown, token?: string) => {
+      const res = await fetch(a.url + p, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: res.status, body: await res.json() as any };
+    };
+    const token = (await api('POST', '/v1/auth/login', { email: env.SHIPCLOCK_ADMIN_EMAIL, password: env.SHIPCLOCK_ADMIN_PASSWORD })).body.access_token;
+    const cred = (await api('POST', '/v1/credentials', { name: 'aws', provider: 'aws', ...AWS_KEY }, token)).body.id;
+    const app = await api('POST', '/v1/apps', { name: 'api', target: { type: 'ecs', region: 'us-east-1', cluster: 'crash', service: 'api', image: 'registry.example/api:2', credentials: cred, poll_interval_seconds: 1 } }, token);
+    assert.equal(app.status, 201, JSON.stringify(app.body));
+    ecs.rolloutPolls = 8;
+    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) }, token)).body.result;
+
+    // 1. A dies with its UpdateService in flight (it took effect at ECS).
+    await heldUpdate;
+    await kill9(a.child);
+    holdUpdate = false;
+    assert.equal(ecs.count('UpdateService'), 1);
+    const r1 = (await db.pool.query('SELECT state, phase, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
+    assert.deepEqual([r1.state, r1.phase, r1.provider_ref], ['running', 'executing', null], 'nothing was recorded of what A started');
+
+    // 2. B recovers it (after A's lease lapses): finds the ECS deployment A made, follows it; dies following.
+    const b = await spawnShipclock('worker', env);
+    const r2 = await eventually(async () => {
+      const r = (await db.pool.query('SELECT phase, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
+      return r.phase === 'following' && r.provider_ref?.ecs_deployment_id ? r : null;
+    }, 20_000, 'B to follow the rollout');
+    await kill9(b.child);
+    const primary = ecs.deployments('crash', 'api').find((x) => x.status === 'PRIMARY')!;
+    assert.equal(r2.provider_ref.ecs_deployment_id, primary.id, 'B follows the deployment A started');
+    assert.equal(r2.provider_ref.task_definition_revision, 2);
+
+    // 3. C follows it to the end.
+    await spawnShipclock('worker', env);
+    const end = await eventually(async () => {
+      const r = (await db.pool.query('SELECT state, error, log, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
+      return FINAL.has(r.state) ? r : null;
+    }, 40_000, 'the deployment to end');
+    assert.equal(end.state, 'succeeded', JSON.stringify(end));
+    assert.equal(end.provider_ref.ecs_deployment_id, primary.id);
+    assert.equal(ecs.count('UpdateService'), 1, 'exactly one UpdateService in total');
+    assert.equal(ecs.count('RegisterTaskDefinition'), 1);
+    assert.match(end.log, /found ECS deployment \S+ from the interrupted start; following it/);
+  });
+});
