@@ -24,7 +24,7 @@ export class SecretBox {
   static load(secretKey: string | undefined, dataDir: string): SecretBox {
     if (secretKey) return SecretBox.fromKey(parseKey(secretKey));
     const file = path.join(dataDir, 'secret.key');
-    if (fs.existsSync(file)) return SecretBox.fromKey(parseKey(fs.readFileSync(file, 'utf8').trim()));
+    if (fs.existsSync(file)) return SecretBox.fromKey(keyFromFile(file));
     fs.mkdirSync(dataDir, { recursive: true });
     const key = randomBytes(32);
     try {
@@ -32,7 +32,7 @@ export class SecretBox {
     } catch (err) {
       // Another process on this machine generated it first: use theirs.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      return SecretBox.fromKey(parseKey(fs.readFileSync(file, 'utf8').trim()));
+      return SecretBox.fromKey(keyFromFile(file));
     }
     return SecretBox.fromKey(key);
   }
@@ -53,6 +53,15 @@ export class SecretBox {
     } catch (err) {
       throw new Error('cannot decrypt a stored secret: SHIPCLOCK_SECRET_KEY differs from the key it was encrypted with', { cause: err });
     }
+  }
+}
+
+/** The generated key file; a damaged one is named as such, not blamed on SHIPCLOCK_SECRET_KEY (which is unset). */
+function keyFromFile(file: string): Buffer {
+  try {
+    return parseKey(fs.readFileSync(file, 'utf8').trim());
+  } catch (err) {
+    throw new Error(`${file} does not hold a 32-byte key (base64 or 64 hex characters): restore it from a backup, or set SHIPCLOCK_SECRET_KEY to the key the stored secrets were encrypted with`, { cause: err });
   }
 }
 
