@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '../../src/observability/logger.ts';
+import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { type Role, type Shipclock, startShipclock } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
@@ -42,10 +42,11 @@ export function testEnv(dbUrl: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Pr
   };
 }
 
-export async function startTestServer(opts: { env?: NodeJS.ProcessEnv; db?: TestDatabase; role?: Role } = {}): Promise<TestServer> {
+/** `logger`: a logger of the test's own (e.g. one writing to a capturing stream, to check what is logged). */
+export async function startTestServer(opts: { env?: NodeJS.ProcessEnv; db?: TestDatabase; role?: Role; logger?: Logger } = {}): Promise<TestServer> {
   const db = opts.db ?? (await createTestDatabase());
   const env = testEnv(db.url, opts.env);
-  const logger = createLogger(env.LOG_LEVEL!);
+  const logger = opts.logger ?? createLogger(env.LOG_LEVEL!);
   const sc = await startShipclock(opts.role ?? 'serve', env, logger);
   const extra: Shipclock[] = [];
   const api = async (method: string, p: string, body?: unknown, token?: string) => {
