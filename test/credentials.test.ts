@@ -124,6 +124,30 @@ describe('credentials', () => {
     assert.equal(count, 3);
   });
 
+  it('creates of one name at once: one 201, the others 409 name_taken (never a 500)', async () => {
+    const rs = await Promise.all(Array.from({ length: 6 }, () => s.api('POST', '/v1/credentials', { name: 'raced', provider: 'digitalocean', token: DO_TOKEN }, s.adminToken)));
+    assert.deepEqual(rs.map((r) => r.status).sort(), [201, 409, 409, 409, 409, 409], JSON.stringify(rs.map((r) => r.body)));
+    for (const r of rs.filter((x) => x.status === 409)) assert.equal(r.body.error.code, 'name_taken');
+    const id = rs.find((r) => r.status === 201)!.body.id;
+    assert.equal((await s.api('DELETE', `/v1/credentials/${id}`, undefined, s.adminToken)).status, 204);
+  });
+
+  it('deleting a credential while an app is created with it: one of the two is refused, never an app naming a deleted credential', async () => {
+    for (let i = 0; i < 5; i++) {
+      const cred = (await s.api('POST', '/v1/credentials', { name: `race-${i}`, provider: 'digitalocean', token: DO_TOKEN }, s.adminToken)).body.id;
+      const [app, del] = await Promise.all([
+        s.api('POST', '/v1/apps', { name: `race-app-${i}`, target: { type: 'digitalocean', app_id: 'a', credentials: cred } }, s.adminToken),
+        s.api('DELETE', `/v1/credentials/${cred}`, undefined, s.adminToken),
+      ]);
+      const outcome = `${app.status}/${del.status}`;
+      assert.ok(outcome === '201/409' || outcome === '422/204', `app ${app.status} ${JSON.stringify(app.body)}, delete ${del.status} ${JSON.stringify(del.body)}`);
+      if (app.status === 201) {
+        await s.api('DELETE', `/v1/apps/${app.body.id}`, undefined, s.adminToken);
+        await s.api('DELETE', `/v1/credentials/${cred}`, undefined, s.adminToken);
+      }
+    }
+  });
+
   it('the secret is encrypted at rest: the credentials.secret bytes hold none of it', async () => {
     const rows = (await s.db.pool.query<{ name: string; secret: Buffer; public: unknown }>('SELECT name, secret, public FROM credentials')).rows;
     assert.equal(rows.length, 3);

@@ -26,11 +26,14 @@ export async function createCredential(pool: Pool, box: SecretBox, actor: User, 
   return inTransaction(pool, async (c) => {
     const dup = await c.query('SELECT 1 FROM credentials WHERE team_id = $1 AND name = $2', [actor.team_id, name]);
     if (dup.rowCount) throw new ConflictError('name_taken', `a credential named "${name}" exists`, 'name');
+    // ON CONFLICT: two creates of one name at once both pass the check above; the second is a 409, not a 500.
     const r = await c.query<Row>(
       `INSERT INTO credentials (team_id, name, provider, public, secret) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (team_id, name) DO NOTHING
        RETURNING id, name, provider, public, created_at`,
       [actor.team_id, name, provider, pub, box.seal(JSON.stringify({ provider, ...secret }))],
     );
+    if (!r.rowCount) throw new ConflictError('name_taken', `a credential named "${name}" exists`, 'name');
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'credential.create', targetId: r.rows[0].id, details: { name, provider } });
     return toApi(r.rows[0]);
   });
@@ -71,7 +74,10 @@ export async function deleteCredential(pool: Pool, actor: User, id: string): Pro
 
 /** Checks that `id` is a credential of the team for `provider`; the field is named in the error. */
 export async function assertCredential(db: Queryable, teamId: string, id: string, provider: 'aws' | 'digitalocean'): Promise<void> {
-  const r = await db.query<{ provider: string }>('SELECT provider FROM credentials WHERE id = $1 AND team_id = $2', [id, teamId]);
+  // FOR SHARE: a concurrent deleteCredential (which locks the row FOR UPDATE) waits for this app to
+  // be written and then sees it (409), or has deleted it first and this finds none (422) — never an
+  // app naming a credential that is gone.
+  const r = await db.query<{ provider: string }>('SELECT provider FROM credentials WHERE id = $1 AND team_id = $2 FOR SHARE', [id, teamId]);
   if (!r.rowCount) throw new ValidationError('unknown_credential', `no credential ${id} in your team`, 'target.credentials');
   if (r.rows[0].provider !== provider) {
     throw new ConflictError('wrong_credential_provider', `the credential is for ${r.rows[0].provider}, this target needs ${provider}`, 'target.credentials');
