@@ -3,7 +3,7 @@
  * `from`/`to` query; live events refresh it.
  */
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { Alert, Button, Calendar, Card, Flex, Segmented, Space, Typography } from 'antd';
+import { Alert, Badge, Button, Calendar, Card, Flex, Grid, Segmented, Space, Typography } from 'antd';
 import dayjs, { type Dayjs } from 'dayjs';
 import { api, listAll, type ScheduledDeployment } from '../api.ts';
 import { useDeploymentEvents } from '../events.ts';
@@ -32,7 +32,9 @@ function Item({ d }: { d: ScheduledDeployment }) {
 }
 
 export default function CalendarPage() {
-  const [view, setView] = useState<View>('Month');
+  const screens = Grid.useBreakpoint();
+  // A month grid has no room for names on a phone: start with the week there.
+  const [view, setView] = useState<View>(() => (window.innerWidth < 768 ? 'Week' : 'Month'));
   const [anchor, setAnchor] = useState<Dayjs>(() => dayjs());
   const [rows, setRows] = useState<ScheduledDeployment[]>([]);
   const [error, setError] = useState<string | null>(null);
@@ -83,10 +85,10 @@ export default function CalendarPage() {
           value={anchor}
           onChange={setAnchor}
           onPanelChange={(d) => setAnchor(d)}
-          mode="month"
           cellRender={(date, info) => {
             if (info.type !== 'date') return info.originNode;
             const items = byDay.get(date.format('YYYY-MM-DD')) ?? [];
+            if (!screens.md) return items.length ? <Badge count={items.length} size="small" color="blue" /> : null;
             return (
               <div>
                 {items.slice(0, 4).map((d) => (

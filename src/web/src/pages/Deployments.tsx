@@ -216,7 +216,9 @@ export default function DeploymentsPage() {
         dataSource={rows}
         loading={loading}
         pagination={false}
-        scroll={{ x: 'max-content' }}
+        // Big pages render only the rows in view (a virtual table); small ones stay plain tables.
+        virtual={pageSize > 100}
+        scroll={pageSize > 100 ? { x: 1100, y: 600 } : { x: 'max-content' }}
         locale={{ emptyText: 'No deployments' }}
       />
       <Flex justify="flex-end" align="center" gap={8} wrap style={{ marginTop: 16 }}>
