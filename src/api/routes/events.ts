@@ -6,6 +6,12 @@ const HEARTBEAT_MS = 15_000;
 
 /** Server-sent events: `event: deployment`, data `{id, app_id, state, at, error}` for the caller's team. */
 export default async function (app: FastifyInstance, ctx: ApiContext) {
+  // Open streams never go idle: end them before the server closes, or a graceful stop would
+  // wait on them until its deadline. Clients reconnect (to another process) after `retry`.
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of open) end();
+  });
   app.get('/v1/events', {
     schema: {
       tags: ['events'],
@@ -25,7 +31,13 @@ export default async function (app: FastifyInstance, ctx: ApiContext) {
     const close = () => {
       clearInterval(heartbeat);
       unsubscribe();
+      open.delete(end);
     };
+    const end = () => {
+      close();
+      res.end();
+    };
+    open.add(end);
     req.raw.on('close', close);
     res.on('error', close);
   });
