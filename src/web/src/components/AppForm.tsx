@@ -168,7 +168,11 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
             <Form.Item
               label="Secret"
               name="secret"
-              extra={app ? 'Stored secrets are never shown. Leave blank to keep the current one.' : 'Signs each request: X-Shipclock-Signature: sha256=<HMAC>.'}
+              extra={
+                app && (app.target as { has_secret?: boolean }).has_secret
+                  ? 'A secret is stored (never shown). Leave blank to keep it, or type a new one.'
+                  : 'Signs each request: X-Shipclock-Signature: sha256=<HMAC>.'
+              }
             >
               <Input.Password autoComplete="new-password" />
             </Form.Item>

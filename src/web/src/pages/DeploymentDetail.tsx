@@ -25,35 +25,39 @@ interface ProviderLink {
   href: string;
 }
 
-/** Console links for the provider's ids, when the target tells which console. */
+/**
+ * Links for the provider's ids: the `console_url` the provider recorded, else one built from the
+ * target (ECS service page, App Platform deployment), plus any other URL in the reference.
+ */
 export function providerLinks(ref: unknown, app: App | null): ProviderLink[] {
-  const links: ProviderLink[] = [];
   const values: Record<string, unknown> = typeof ref === 'object' && ref !== null ? (ref as Record<string, unknown>) : { id: ref };
+  const where = app?.target.type === 'ecs' ? 'the AWS console' : app?.target.type === 'digitalocean' ? 'DigitalOcean' : "the provider's console";
+  const links: ProviderLink[] = Object.entries(values)
+    .filter(([, v]) => typeof v === 'string' && /^https?:\/\//.test(v))
+    .map(([k, v]) => ({ label: k === 'console_url' ? `Open in ${where}` : k, href: v as string }));
+  if (links.length) return links;
   const target = app?.target;
   if (target?.type === 'ecs') {
     const region = encodeURIComponent(target.region);
     links.push({
-      label: 'ECS service deployments (AWS console)',
+      label: `Open in ${where}`,
       href: `https://${region}.console.aws.amazon.com/ecs/v2/clusters/${encodeURIComponent(target.cluster)}/services/${encodeURIComponent(target.service)}/deployments?region=${region}`,
     });
-  }
-  if (target?.type === 'digitalocean') {
+  } else if (target?.type === 'digitalocean') {
     const dep = values.deployment_id ?? values.id;
     links.push({
-      label: 'App Platform deployment (DigitalOcean)',
+      label: `Open in ${where}`,
       href: `https://cloud.digitalocean.com/apps/${encodeURIComponent(target.app_id)}${typeof dep === 'string' ? `/deployments/${encodeURIComponent(dep)}` : ''}`,
     });
-  }
-  for (const [k, v] of Object.entries(values)) {
-    if (typeof v === 'string' && /^https?:\/\//.test(v)) links.push({ label: k, href: v });
   }
   return links;
 }
 
 function ProviderRef({ value, app }: { value: unknown; app: App | null }) {
   if (value === null || value === undefined || value === '') return <Typography.Text type="secondary">none yet</Typography.Text>;
-  const entries: [string, unknown][] =
+  const all: [string, unknown][] =
     typeof value === 'object' && !Array.isArray(value) ? Object.entries(value as Record<string, unknown>) : [['id', value]];
+  const entries = all.filter(([, v]) => !(typeof v === 'string' && /^https?:\/\//.test(v)));
   const links = providerLinks(value, app);
   return (
     <Space orientation="vertical" size={4}>

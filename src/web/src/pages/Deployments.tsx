@@ -165,7 +165,7 @@ export default function DeploymentsPage() {
           ) : null,
       },
     ],
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `cancel` only uses stable setters and the message API.
     [mayWrite, zone],
   );
 
