@@ -54,6 +54,12 @@ function toUnit(seconds: number): [number, Unit] {
   return [seconds, 'seconds'];
 }
 
+/** How long after its instant a deployment may still start (its expiry window). */
+function expirySecondsOf(d: ScheduledDeployment): number {
+  const s = d.expires_at ? Math.round((Date.parse(d.expires_at) - Date.parse(d.run_at)) / 1000) : 3600;
+  return Number.isFinite(s) && s > 0 ? s : 3600;
+}
+
 /** Which form field a server error's `field` belongs to. */
 const FIELD_OF: Record<string, keyof Values> = {
   app: 'app', year: 'date', month: 'date', day: 'date', date: 'date', hour: 'time', minute: 'time', time: 'time',
@@ -106,6 +112,7 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
     if (reschedule) {
       const l = reschedule.local;
       const [lead, leadUnit] = toUnit(reschedule.dependency_lead_seconds ?? 900);
+      const [expiry, expiryUnit] = toUnit(expirySecondsOf(reschedule));
       return {
         app: reschedule.app.id,
         date: dayjs(new Date(l.year, l.month - 1, l.day)),
@@ -114,7 +121,7 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
         timezone: reschedule.timezone,
         dependency: reschedule.dependency?.app.id ?? null,
         disambiguation: 'earlier',
-        lead, leadUnit, expiry: 60, expiryUnit: 'minutes',
+        lead, leadUnit, expiry, expiryUnit,
       };
     }
     return {
@@ -161,7 +168,7 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
     const expiry = (v.expiry ?? 0) * UNIT_SECONDS[v.expiryUnit];
     if (reschedule) {
       if (reschedule.dependency && lead !== (reschedule.dependency_lead_seconds ?? 900)) body.dependency_lead_seconds = lead;
-      if (expiry !== 3600) body.expires_after_seconds = expiry;
+      if (expiry !== expirySecondsOf(reschedule)) body.expires_after_seconds = expiry;
     } else {
       body.app = v.app;
       if (v.dependency) {
