@@ -83,7 +83,8 @@ describe('processes', () => {
     for (let i = 0; i < 100; i++) {
       apps.push((await api(serve.url, 'POST', '/v1/apps', { name: `multi-${i}`, target: { type: 'webhook', url: hook.url } }, token)).body.id);
     }
-    const base = Date.now() + 4000;
+    // Far enough ahead that creating 300 through the API finishes first, even on a loaded machine.
+    const base = Date.now() + 15_000;
     for (let k = 0; k < 3; k++) {
       for (const app of apps) {
         const r = await api(serve.url, 'POST', '/v1/scheduled_deployments', { app, ...utcFields(base - Date.now() + k * 1000) }, token);

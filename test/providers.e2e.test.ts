@@ -200,6 +200,30 @@ describe('ecs and digitalocean through the scheduler', () => {
     }
   });
 
+  it('a cancel DigitalOcean refuses answers 409 cancel_refused and leaves the deployment running', async () => {
+    const app = await doApp();
+    dof.rolloutPolls = 1000;
+    try {
+      const d = await schedule(app.id, 1000);
+      await following(d.id);
+      dof.injectErrors({ status: 500 }, 1);
+      const c = await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken);
+      assert.equal(c.status, 409, JSON.stringify(c.body));
+      assert.equal(c.body.error.code, 'cancel_refused');
+      assert.ok(!c.body.error.message.includes(dof.token), 'the token is not in the message');
+      const after = await get(d.id);
+      assert.equal(after.state, 'running');
+      const lease = await s.db.pool.query('SELECT lease_owner FROM deployments WHERE id = $1', [d.id]);
+      assert.ok(!String(lease.rows[0].lease_owner ?? '').startsWith('cancel:'), 'the cancel gave its lease back');
+      // It can still be canceled once the provider agrees.
+      const again = await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken);
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.result.state, 'canceled');
+    } finally {
+      dof.rolloutPolls = 2;
+    }
+  });
+
   it('canceling a running ECS deployment answers 409 not_cancellable: an ECS rollout cannot be recalled', async () => {
     const app = await ecsApp();
     ecs.rolloutPolls = 1000;

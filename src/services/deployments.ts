@@ -13,6 +13,7 @@ import {
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
 import { providerFor } from '../providers/index.ts';
+import { redact } from '../providers/redact.ts';
 import type { Credentials, ProviderContext } from '../providers/types.ts';
 import type { User } from './auth.ts';
 import { getAppRow } from './apps.ts';
@@ -259,13 +260,30 @@ async function recallRunning(pool: Pool, actor: User, row: DeploymentRow, resolv
     throw new ConflictError('not_cancellable', `a running ${String(app.rows[0].target.type)} deployment cannot be recalled; it will run to its end`);
   }
   if (!row.provider_ref) throw new ConflictError('not_cancellable', 'the deployment is starting; try again in a moment');
-  const resolved = await resolveTarget({ team_id: row.team_id, ...app.rows[0] });
-  const ctx: ProviderContext = {
-    deployment: { id: row.id, teamId: row.team_id, appId: row.app_id, appName: row.app_name, runAt: row.run_at, attempt: row.attempts, startedAt: row.started_at ?? row.run_at },
-    target: resolved.target, credentials: resolved.credentials, ref: row.provider_ref as ProviderContext['ref'],
-    signal: AbortSignal.timeout(30_000), log: () => {},
-  };
-  await provider.cancel(ctx);
+  // Take the row's lease for the length of the call, so no scheduler polls (and ends) it meanwhile.
+  const owner = `cancel:${actor.id}`;
+  const leased = await pool.query(
+    `UPDATE deployments SET lease_owner = $2, lease_until = now() + interval '60 seconds'
+      WHERE id = $1 AND state = 'running' AND (lease_until IS NULL OR lease_until < now())`,
+    [row.id, owner],
+  );
+  if (leased.rowCount !== 1) throw new ConflictError('busy', 'shipclock is looking at this rollout right now; try again in a moment');
+  const release = () => pool.query('UPDATE deployments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2', [row.id, owner]);
+  let secrets: string[] = [];
+  try {
+    const resolved = await resolveTarget({ team_id: row.team_id, ...app.rows[0] });
+    secrets = resolved.secrets;
+    const ctx: ProviderContext = {
+      deployment: { id: row.id, teamId: row.team_id, appId: row.app_id, appName: row.app_name, runAt: row.run_at, attempt: row.attempts, startedAt: row.started_at ?? row.run_at },
+      target: resolved.target, credentials: resolved.credentials, ref: row.provider_ref as ProviderContext['ref'],
+      signal: AbortSignal.timeout(30_000), log: () => {},
+    };
+    await provider.cancel(ctx);
+  } catch (err) {
+    await release();
+    const message = redact((err as Error).message ?? String(err), secrets);
+    throw new ConflictError('cancel_refused', `${provider.type} did not cancel the rollout: ${message}`);
+  }
   await inTransaction(pool, async (c) => {
     await endDeployments(c, [{ finish: { id: row.id, state: 'canceled', error: null, log: '', ref: null }, message: `rollout recalled by ${actor.email}` }]);
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.cancel', targetId: row.id, details: { recalled: true } });
