@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startTestServer, type TestServer, utcFields } from './helpers/server.ts';
+import { Writable } from 'node:stream';
+import { createLogger } from '../src/observability/logger.ts';
+import { startShipclock } from '../src/server.ts';
+import { createTestDatabase } from './helpers/db.ts';
+import { startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
 describe('sign-in, teams and roles', () => {
   let s: TestServer;
@@ -118,5 +122,29 @@ describe('sign-in, teams and roles', () => {
     const short = await s.api('POST', `/v1/teams/${me.body.team.id}/members`, { email: 'new@example.com', password: 'short', role: 'viewer' }, s.adminToken);
     assert.equal(short.status, 400);
     assert.equal(short.body.error.field, 'password');
+  });
+});
+
+describe('the first start without SHIPCLOCK_ADMIN_PASSWORD', () => {
+  it('prints a one-time password for admin@localhost, once, and it signs in', async () => {
+    const db = await createTestDatabase();
+    let out = '';
+    const sink = new Writable({ write(chunk, _enc, cb) { out += chunk; cb(); } });
+    const env = testEnv(db.url, { LOG_LEVEL: 'info' });
+    delete env.SHIPCLOCK_ADMIN_EMAIL;
+    delete env.SHIPCLOCK_ADMIN_PASSWORD;
+    const sc = await startShipclock('serve', env, createLogger('info', sink));
+    try {
+      const m = /sign in as admin@localhost with the one-time password (\S+)/.exec(out);
+      assert.ok(m, out);
+      const r = await fetch(`${sc.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin@localhost', password: m[1] }) });
+      assert.equal(r.status, 200);
+      const again = await startShipclock('serve', env, createLogger('info', sink));
+      await again.stop();
+      assert.equal(out.match(/one-time password/g)?.length, 1, 'printed only on the first start');
+    } finally {
+      await sc.stop();
+      await db.drop();
+    }
   });
 });
