@@ -22,7 +22,8 @@ import type { ProviderContext, StepResult } from '../src/providers/types.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
 import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 
-const SPECS = process.env.SHIPCLOCK_SPECS_DIR ?? path.resolve(import.meta.dirname, '../../shared/specs');
+// A copy of ../shared/specs (see its README for provenance), so a clone tests on its own.
+const SPECS = process.env.SHIPCLOCK_SPECS_DIR ?? path.resolve(import.meta.dirname, 'fixtures/specs');
 const ECS_MODEL = path.join(SPECS, 'aws-ecs.smithy.json');
 const DO_ROOT = path.join(SPECS, 'digitalocean/apps-deployments.openapi.yaml');
 
