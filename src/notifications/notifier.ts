@@ -4,11 +4,12 @@
  * records the outcome. Failures are retried with exponential backoff and then given up; nothing
  * here ever touches a deployment, and no error escapes the loop.
  */
-import { createHmac } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.ts';
 import { notificationDeliveries } from '../observability/metrics.ts';
 import type { SecretBox } from '../secrets/box.ts';
+// The same `sha256=<hex HMAC-SHA256 of the raw body>` scheme as deploy webhooks.
+import { signBody } from '../providers/webhook.ts';
 import { claimDeliveries, markAttemptFailed, markDelivered, pruneDeliveries, type ClaimedDelivery } from '../db/sql/notifications.ts';
 
 export interface NotifierOptions {
@@ -50,11 +51,6 @@ export function renderBody(format: 'json' | 'slack', payload: Record<string, unk
   });
 }
 
-/** `sha256=<hex HMAC-SHA256 of the raw body>`, the same scheme as the webhook provider. */
-export function signature(secret: string, body: string): string {
-  return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
-}
-
 /** 4xx answers other than these mean the receiver will never take it: do not retry. */
 const RETRYABLE_4XX = new Set([408, 409, 425, 429]);
 
@@ -82,7 +78,7 @@ export function startNotifier(opts: NotifierOptions): Notifier {
     let status: number | null = null;
     let error: string;
     try {
-      if (d.secret) headers['x-shipclock-signature'] = signature(opts.box.open(d.secret), body);
+      if (d.secret) headers['x-shipclock-signature'] = signBody(opts.box.open(d.secret), body);
       const res = await fetch(d.url, {
         method: 'POST',
         headers,
