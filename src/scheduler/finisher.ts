@@ -3,6 +3,8 @@
  * webhooks answering) are written in one transaction — the state, the timeline event, the
  * wake-up of whatever waited on them and the queued notifications together. A write that fails
  * (the database is away) is retried until it lands; the rows stay leased to this process meanwhile.
+ * While a burst of calls is in flight (`holdUntil`), nothing is written: the writes would compete
+ * with the calls for the machine and the database; they go afterwards, in batches.
  */
 import type { DeploymentState } from '../core/state.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
@@ -25,8 +27,18 @@ export class Finisher {
   private timer?: NodeJS.Timeout;
   private flushing: Promise<void> | null = null;
   private closed = false;
+  private readonly gates = new Set<Promise<unknown>>();
 
   constructor(private readonly pool: Pool, private readonly logger: Logger) {}
+
+  /** Holds the writes until `p` settles (the scheduler bounds it: it never rejects and ends within seconds). */
+  holdUntil(p: Promise<unknown>): void {
+    this.gates.add(p);
+    void p.finally(() => {
+      this.gates.delete(p);
+      if (!this.gates.size && this.queue.length) this.kick(0);
+    });
+  }
 
   add(finish: Finish, message: string, done: () => void): void {
     this.queue.push({ finish, message, done });
@@ -36,6 +48,7 @@ export class Finisher {
 
   private kick(delay: number): void {
     if (this.flushing) return;
+    if (this.gates.size && !this.closed) return;
     if (this.timer && delay > 0) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {

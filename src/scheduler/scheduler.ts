@@ -7,8 +7,12 @@
  *   process owns it meanwhile. Claims use `FOR UPDATE SKIP LOCKED`, so two processes never
  *   take the same row.
  * - Every process LISTENs for "something became due" and polls as a safety net. It claims the
- *   rows due within `prefetchMs` *before* their instant, decrypts and prepares them, and keeps a
- *   local timer per instant, so at the instant only the calls remain.
+ *   rows due within `prefetchMs` *before* their instant, resolves their targets (secrets
+ *   decrypted, credentials loaded) right away, and keeps one local timer per instant, so at the
+ *   instant only the calls remain: they are made in one tight loop, with no await between them.
+ * - Nothing else competes with those calls (docs/decisions/0002-precise-firing.md): the
+ *   scheduled → running write and the final states of a burst wait until its calls have been
+ *   answered (bounded), then go in a few batched statements.
  * - The database clock decides what is due: the process measures its offset from it at every
  *   claim and corrects its timers; it never fires before the instant.
  * - Webhooks are idempotent by their `Idempotency-Key`, so they go out at the instant while the
@@ -52,8 +56,42 @@ interface Held {
   row: ClaimedRow;
   /** Local-clock time until which our lease is certainly valid. */
   leaseValidUntil: number;
-  timer?: NodeJS.Timeout;
   inFlight: boolean;
+  /** The instant (local timer slot) it waits for, while it waits. */
+  slot?: number;
+  /** Its target, resolved at claim time so that nothing is left to do at the instant but the call. */
+  resolved?: Resolved;
+}
+
+type Resolved = Awaited<ReturnType<SchedulerOptions['resolveTarget']>>;
+
+interface Slot {
+  timer?: NodeJS.Timeout;
+  members: Set<Held>;
+}
+
+interface CallOutcome {
+  result: StepResult;
+  lines: string[];
+  secrets: string[];
+}
+
+/**
+ * How long the writes of a burst may wait for its calls to be answered: long enough for a
+ * 10,000-webhook burst on a small machine, short enough that a hanging receiver does not hold
+ * the scheduled → running write for long (the lease covers the wait either way).
+ */
+function quietWindowMs(calls: number): number {
+  return Math.min(5000, 1000 + calls / 2);
+}
+
+/** Resolves once every promise has settled or after `ms`, whichever comes first; never rejects. */
+function settledOrAfter(ps: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.allSettled(ps).then(() => {}),
+    new Promise<void>((r) => { timer = setTimeout(r, ms); }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 const SKEW_WARN_MS = 500;
@@ -63,6 +101,8 @@ const DEPENDENCY_RECHECK_MS = 1000;
 
 export class Scheduler {
   private readonly held = new Map<string, Held>();
+  /** One timer per instant, however many deployments are due then. */
+  private readonly slots = new Map<number, Slot>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private readonly finisher: Finisher;
@@ -76,7 +116,17 @@ export class Scheduler {
   private offsetMs = 0;
   private skewWarned = false;
   private readonly batch: number;
-  private readonly onNotification = (channel: string) => { if (channel === DUE_CHANNEL) this.kick(); };
+  /** Database-clock time of the next cycle already armed (the poll or the next due row). */
+  private nextCycleAt = 0;
+  private readonly onNotification = (channel: string, payload: string) => {
+    if (channel !== DUE_CHANNEL) return;
+    // A deployment scheduled far ahead needs no claim now: the next cycle (at most a poll
+    // interval away) sees it in time. Ignoring those keeps a burst of scheduling (thousands of
+    // POSTs) from turning into thousands of claim queries.
+    const at = payload ? Date.parse(payload) : NaN;
+    if (Number.isFinite(at) && at - this.o.prefetchMs > this.nextCycleAt + 50) return;
+    this.kick();
+  };
   private readonly onReconnect = () => this.kick();
 
   constructor(private readonly o: SchedulerOptions) {
@@ -90,6 +140,8 @@ export class Scheduler {
     this.pollTimer = setInterval(() => this.kick(), this.o.pollIntervalMs);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(1000, (this.o.leaseSeconds * 1000) / 3));
     this.kick();
+    // Load and compile the HTTP client now rather than at the first instant (undici loads lazily).
+    void fetch('data:,').then((r) => r.text()).catch(() => {});
   }
 
   /** Database clock now, as this process best knows it. */
@@ -145,32 +197,70 @@ export class Scheduler {
     const { next, dbNow } = await nextDue(this.o.pool);
     this.measureOffset(dbNow, sentAt, Date.now());
     clearTimeout(this.wakeTimer);
+    // With nothing due, the poll is the next cycle.
+    this.nextCycleAt = this.dbNow() + this.o.pollIntervalMs;
     if (!next || this.stopping) return;
     const wait = next.getTime() - this.dbNow() - this.o.prefetchMs;
     // Something due is locked by another process's claim right now: look again shortly.
     const delay = wait <= 0 ? (claimedAny ? 0 : 50) : Math.min(wait, this.o.pollIntervalMs);
+    this.nextCycleAt = this.dbNow() + Math.min(delay, this.o.pollIntervalMs);
     this.wakeTimer = setTimeout(() => this.kick(), delay);
   }
 
-  /** Keeps a claimed row and arms a timer for its instant. */
+  /** Keeps a claimed row, starts resolving its target, and puts it in the slot of its instant. */
   private hold(row: ClaimedRow, leaseValidUntil: number): void {
     const existing = this.held.get(row.id);
     if (existing?.inFlight) return;
-    if (existing?.timer) clearTimeout(existing.timer);
+    if (existing) this.unslot(existing);
     const h: Held = { row, leaseValidUntil, inFlight: false };
     this.held.set(row.id, h);
+    if (row.state === 'scheduled') {
+      // Errors surface when the call is made (it resolves again then).
+      this.o.resolveTarget(row).then((r) => { h.resolved = r; }, () => {});
+    }
     this.arm(h);
   }
 
   private arm(h: Held): void {
     const due = h.row.due_at!.getTime();
-    const wait = due - this.dbNow();
-    if (wait <= 0) {
+    if (due - this.dbNow() <= 0) {
       // Coalesce everything already due into one batch on the next tick.
       this.queueNow(h);
       return;
     }
-    h.timer = setTimeout(() => { h.timer = undefined; this.arm(h); }, wait);
+    let slot = this.slots.get(due);
+    if (!slot) {
+      slot = { members: new Set() };
+      this.slots.set(due, slot);
+      this.armSlot(due, slot);
+    }
+    slot.members.add(h);
+    h.slot = due;
+  }
+
+  private armSlot(due: number, slot: Slot): void {
+    slot.timer = setTimeout(() => {
+      // Timers may wake a millisecond early, and the clock offset may have moved: never fire early.
+      if (due - this.dbNow() > 0) return this.armSlot(due, slot);
+      this.slots.delete(due);
+      for (const h of slot.members) {
+        h.slot = undefined;
+        this.queueNow(h);
+      }
+    }, Math.max(1, due - this.dbNow()));
+  }
+
+  private unslot(h: Held): void {
+    const due = h.slot;
+    if (due === undefined) return;
+    h.slot = undefined;
+    const slot = this.slots.get(due);
+    if (!slot) return;
+    slot.members.delete(h);
+    if (!slot.members.size) {
+      clearTimeout(slot.timer);
+      this.slots.delete(due);
+    }
   }
 
   private nowQueue: Held[] = [];
@@ -208,34 +298,45 @@ export class Scheduler {
       h.inFlight = true;
       live.push(h);
     }
-    if (lapsed.length) await releaseLeases(this.o.pool, this.o.workerId, lapsed).catch(() => {});
-    if (!live.length) return;
+    const releasing = lapsed.length ? releaseLeases(this.o.pool, this.o.workerId, lapsed).catch(() => {}) : null;
+    if (!live.length) {
+      await releasing;
+      return;
+    }
 
     const now = this.dbNow();
-    const scheduled = live.filter((h) => h.row.state === 'scheduled');
-    const running = live.filter((h) => h.row.state === 'running');
-
     // Expired before they could start: missed, never run late.
     const toRun: Held[] = [];
     const needDeps: Held[] = [];
-    for (const h of scheduled) {
-      if (now > h.row.expires_at.getTime()) {
-        this.end(h, 'missed', `not started within ${h.row.expires_after_seconds} s of its instant (expires_after_seconds); never run late`);
-      } else if (h.row.dependency_id) needDeps.push(h);
+    const running: Held[] = [];
+    const missed: Held[] = [];
+    for (const h of live) {
+      if (h.row.state === 'running') running.push(h);
+      else if (h.row.state !== 'scheduled') continue;
+      else if (now > h.row.expires_at.getTime()) missed.push(h);
+      else if (h.row.dependency_id) needDeps.push(h);
       else toRun.push(h);
+    }
+    // The calls first: nothing is awaited before them.
+    const started = toRun.length ? this.startScheduled(toRun) : null;
+    for (const h of missed) {
+      this.end(h, 'missed', `not started within ${h.row.expires_after_seconds} s of its instant (expires_after_seconds); never run late`);
     }
     if (needDeps.length) {
       const states = await dependencyStates(this.o.pool, needDeps.map((h) => h.row.dependency_id!));
+      const ready: Held[] = [];
       for (const h of needDeps) {
         const depState = states.get(h.row.dependency_id!) ?? null;
         const verdict = dependencyVerdict(depState);
-        if (verdict === 'run') toRun.push(h);
+        if (verdict === 'run') ready.push(h);
         else if (verdict === 'skip') this.end(h, 'skipped', `dependency ${h.row.dependency_id} ended ${depState}; this deployment was not run`);
         else await this.waitForDependency(h, depState!);
       }
+      if (ready.length) await this.startScheduled(ready);
     }
-    if (toRun.length) await this.startScheduled(toRun);
     for (const h of running) this.track(this.continueRunning(h));
+    await started;
+    await releasing;
   }
 
   private async waitForDependency(h: Held, depState: DeploymentState): Promise<void> {
@@ -247,16 +348,31 @@ export class Scheduler {
     this.release(h);
   }
 
-  /** scheduled → running, then the first attempt. */
+  /**
+   * scheduled → running, then the first attempt. Webhooks are called at once, in one loop: a
+   * repeat is harmless (same Idempotency-Key), so they need not wait for the write. Their
+   * scheduled → running write, like their final states, waits until the burst's calls are
+   * answered (bounded by quietWindowMs), so that it does not compete with them for this machine
+   * and the database's. Other targets are marked running first: they must never start twice.
+   */
   private async startScheduled(hs: Held[]): Promise<void> {
-    const webhooks = hs.filter((h) => h.row.target.type === 'webhook');
-    const others = hs.filter((h) => h.row.target.type !== 'webhook');
-    // Webhooks first: their repeat is harmless (same Idempotency-Key), so they need not wait for the write.
-    const marking = this.markRunning(webhooks);
-    for (const h of webhooks) {
-      fireLag.observe(Math.max(0, this.dbNow() - h.row.run_at.getTime()) / 1000);
-      h.row.attempts = 1;
-      this.track(this.step(h, 'start', marking));
+    const webhooks: Held[] = [];
+    const others: Held[] = [];
+    for (const h of hs) (h.row.target.type === 'webhook' ? webhooks : others).push(h);
+    let marking: Promise<unknown> | null = null;
+    if (webhooks.length) {
+      const calls = new Array<Promise<CallOutcome>>(webhooks.length);
+      for (let i = 0; i < webhooks.length; i++) {
+        webhooks[i].row.attempts = 1;
+        calls[i] = this.call(webhooks[i], 'start');
+      }
+      const dbNow = this.dbNow();
+      for (const h of webhooks) fireLag.observe(Math.max(0, dbNow - h.row.run_at.getTime()) / 1000);
+      const quiet = settledOrAfter(calls, quietWindowMs(calls.length));
+      this.finisher.holdUntil(quiet);
+      const marked = quiet.then(() => this.markRunning(webhooks));
+      for (let i = 0; i < webhooks.length; i++) this.track(this.complete(webhooks[i], calls[i], marked));
+      marking = marked;
     }
     if (others.length) {
       const marked = await this.markRunning(others);
@@ -304,7 +420,15 @@ export class Scheduler {
   }
 
   /** Runs one provider call for a held row and applies its outcome. */
-  private async step(h: Held, kind: 'start' | 'poll' | 'recover', marked?: Promise<Set<string>>): Promise<void> {
+  private step(h: Held, kind: 'start' | 'poll' | 'recover'): Promise<void> {
+    return this.complete(h, this.call(h, kind));
+  }
+
+  /**
+   * Makes one provider call. With the target resolved at claim time, the call is made
+   * synchronously, before this returns; it never rejects.
+   */
+  private async call(h: Held, kind: 'start' | 'poll' | 'recover'): Promise<CallOutcome> {
     const row = h.row;
     const provider = providerFor(String(row.target.type));
     const lines: string[] = [];
@@ -319,7 +443,8 @@ export class Scheduler {
       result = { kind: 'failed', error: `${provider.type} cannot follow a rollout` };
     } else {
       try {
-        const resolved = await this.o.resolveTarget(row);
+        const resolved = h.resolved ?? (await this.o.resolveTarget(row));
+        h.resolved = undefined; // decrypted secrets are kept no longer than needed
         secrets = resolved.secrets;
         const ctx: ProviderContext = {
           deployment: {
@@ -339,6 +464,13 @@ export class Scheduler {
       }
       providerCallDuration.observe({ provider: provider.type, outcome: result.kind }, (performance.now() - t0) / 1000);
     }
+    return { result, lines, secrets };
+  }
+
+  /** Applies the outcome of a call (after the scheduled → running write, when one is pending). */
+  private async complete(h: Held, call: Promise<CallOutcome>, marked?: Promise<Set<string>>): Promise<void> {
+    const { result, lines, secrets } = await call;
+    const row = h.row;
     if (marked) {
       // The scheduled → running write must land before the outcome's.
       const ok = await marked.catch(() => new Set<string>());
@@ -398,7 +530,8 @@ export class Scheduler {
   }
 
   private release(h: Held): void {
-    if (h.timer) clearTimeout(h.timer);
+    this.unslot(h);
+    h.resolved = undefined;
     if (this.held.get(h.row.id) === h) this.held.delete(h.row.id);
   }
 
@@ -439,7 +572,7 @@ export class Scheduler {
     clearInterval(this.pollTimer);
     clearTimeout(this.wakeTimer);
     const waiting = [...this.held.values()].filter((h) => !h.inFlight);
-    for (const h of waiting) if (h.timer) clearTimeout(h.timer);
+    for (const h of waiting) this.unslot(h);
     await this.handBack(waiting);
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size && Date.now() < deadline) {

@@ -1,0 +1,68 @@
+/**
+ * `npm run bench -- api [--clients 50] [--seconds 10] [--json]`
+ *
+ * `clients` concurrent clients, each POSTing /v1/scheduled_deployments back to back for
+ * `seconds` (after a 2 s warm-up that is not counted), against `shipclock serve` as a real
+ * process on a fresh database. Each request schedules one deployment of one of 200 webhook
+ * apps at a random second of the next 30 days (never firing during the run). Reports
+ * latency p50/p99/max, req/s and errors.
+ */
+import {
+  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, shipclockEnv, sleep, spawnShipclock, summary, table, utcFields,
+} from './lib.ts';
+
+export interface ApiOptions {
+  clients: number;
+  seconds: number;
+  json: boolean;
+  databaseUrl: string;
+}
+
+export async function apiBench(o: ApiOptions): Promise<void> {
+  const db = await createBenchDatabase(o.databaseUrl);
+  try {
+    const serve = await spawnShipclock('serve', shipclockEnv(db.url));
+    const api = new Api(serve.url);
+    await api.login();
+    const apps = await mapLimit(Array.from({ length: 200 }, (_, i) => i), 8, async (i) =>
+      (await api.ok('POST', '/v1/apps', { name: `api-${i}`, target: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } })).id as string);
+    log(`200 apps created; ${o.clients} clients for ${o.seconds} s (+2 s warm-up)`);
+    const headers = { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' };
+    const lat: number[] = [];
+    let errors = 0;
+    const statuses = new Map<number, number>();
+    const start = Date.now();
+    const measureFrom = start + 2000;
+    const end = measureFrom + o.seconds * 1000;
+    await Promise.all(Array.from({ length: o.clients }, async (_, c) => {
+      let i = c;
+      while (Date.now() < end) {
+        const body = JSON.stringify({ app: apps[i++ % apps.length], ...utcFields(Date.now() + 3_600_000 + Math.floor(Math.random() * 30 * 86_400) * 1000) });
+        const t0 = performance.now();
+        let status = 0;
+        try {
+          const res = await fetch(`${serve.url}/v1/scheduled_deployments`, { method: 'POST', headers, body });
+          await res.arrayBuffer();
+          status = res.status;
+        } catch { status = -1; }
+        const ms = performance.now() - t0;
+        if (Date.now() < measureFrom) continue;
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        if (status !== 201) errors++;
+        lat.push(ms);
+      }
+    }));
+    const elapsed = (Date.now() - measureFrom) / 1000;
+    const s = summary(lat);
+    const result = { clients: o.clients, seconds: elapsed, requests: lat.length, req_per_s: lat.length / elapsed, p50: s.p50, p99: s.p99, max: s.max, errors, statuses: Object.fromEntries(statuses) };
+    if (o.json) console.log(JSON.stringify(result, null, 2));
+    else {
+      console.log(`\napi: POST /v1/scheduled_deployments, ${o.clients} concurrent clients, ${elapsed.toFixed(1)} s measured`);
+      console.log(table([{ requests: lat.length, 'req/s': result.req_per_s.toFixed(0), p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), max_ms: fmt(s.max), errors }]));
+    }
+    await sleep(100);
+    await serve.stop();
+  } finally {
+    await cleanup();
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * `npm run bench -- fire --count N [--workers K] [--repeat R] [--json] [--database-url URL]`
+ *
+ * shipclock as real processes (one `serve`, K `worker`s) on a fresh database; a webhook receiver
+ * in its own process recording arrival times; N webhook apps with one deployment each, created
+ * through the API, all due at one whole second chosen after the measured creation time. Then the
+ * floor in the same run: a plain process sending the same N POSTs at an instant to the same
+ * receiver, no scheduler. Reports fired, duplicates, early, lost, p50/p99/max lag (arrival −
+ * instant) of both, and the ratio of the p99s. With --repeat R, R rounds; percentiles are over
+ * every arrival of every round (N=1, R=20: the p99 of 20 firings).
+ */
+import pg from 'pg';
+import {
+  Api, cleanup, createBenchDatabase, DEFAULT_DATABASE_URL, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver,
+  spawnShipclock, summary, table, utcFields,
+} from './lib.ts';
+
+export interface FireOptions {
+  count: number;
+  workers: number;
+  repeat: number;
+  json: boolean;
+  databaseUrl: string;
+  concurrency: number;
+  marginMs: number;
+  env: NodeJS.ProcessEnv;
+}
+
+interface RoundResult {
+  instant: number;
+  createMs: number;
+  headroomMs: number;
+  fired: number;
+  duplicates: number;
+  early: number;
+  lost: number;
+  lags: number[];
+  floorLags: number[];
+  floorErrors: number;
+  states: Record<string, number>;
+  firers: number;
+}
+
+async function collect(receiver: Awaited<ReturnType<typeof spawnReceiver>>, expected: number, deadline: number) {
+  const hits: Array<[string | null, number, number, string | null]> = [];
+  const seen = new Set<string>();
+  while (Date.now() < deadline) {
+    await sleep(250);
+    for (const h of await receiver.results()) {
+      hits.push(h);
+      if (h[0]) seen.add(h[0]);
+    }
+    if (seen.size >= expected) break;
+  }
+  // A little longer, to catch a late duplicate.
+  await sleep(1000);
+  hits.push(...(await receiver.results()));
+  return hits;
+}
+
+export async function fire(o: FireOptions): Promise<void> {
+  const t0 = Date.now();
+  const db = await createBenchDatabase(o.databaseUrl);
+  const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  try {
+    const env = shipclockEnv(db.url, o.env);
+    const serve = await spawnShipclock('serve', env);
+    const workers = await Promise.all(Array.from({ length: o.workers }, () => spawnShipclock('worker', env)));
+    const receiver = await spawnReceiver();
+    const api = new Api(serve.url);
+    await api.login();
+    log(`shipclock serve + ${o.workers} worker(s) up in ${Date.now() - t0} ms; creating ${o.count} apps`);
+
+    let t = Date.now();
+    const apps = await mapLimit(Array.from({ length: o.count }, (_, i) => i), o.concurrency, async (i) =>
+      (await api.ok('POST', '/v1/apps', { name: `bench-${i}`, target: { type: 'webhook', url: receiver.url }, retry: { max_attempts: 3, backoff_seconds: 1 } })).id as string);
+    const appMs = Date.now() - t;
+    log(`${o.count} apps in ${appMs} ms (${Math.round((o.count * 1000) / appMs)}/s)`);
+
+    const rounds: RoundResult[] = [];
+    let perItemMs = appMs / o.count;
+    for (let round = 0; round < o.repeat; round++) {
+      // The instant: the next whole second after the estimated creation time plus a margin
+      // larger than the claim horizon, so that creation never overlaps the claims.
+      // (Scheduling a deployment costs two to four times creating an app; later rounds know.)
+      const estimate = perItemMs * o.count * (round === 0 ? 4 : 1.3);
+      const instant = Math.ceil((Date.now() + estimate + o.marginMs) / 1000) * 1000;
+      t = Date.now();
+      const ids = await mapLimit(apps, o.concurrency, async (app) => {
+        if (Date.now() > instant - 500) throw new Error(`creating ${o.count} deployments took longer than estimated (${Math.round(estimate)} ms): rerun with a larger --margin (ms)`);
+        return (await api.ok('POST', '/v1/scheduled_deployments', { app, ...utcFields(instant) })).result.id as string;
+      });
+      const createMs = Date.now() - t;
+      perItemMs = Math.max(perItemMs, createMs / o.count);
+      const headroomMs = instant - Date.now();
+      if (headroomMs < 1500) log(`warning: creation ended only ${headroomMs} ms before the instant (claims start 1,500 ms before)`);
+      if (!o.json || o.repeat <= 3) log(`round ${round + 1}: ${o.count} deployments created in ${createMs} ms; instant ${new Date(instant).toISOString()} (${headroomMs} ms ahead)`);
+
+      const hits = await collect(receiver, o.count, instant + 60_000 + o.count * 5);
+      const want = new Set(ids);
+      const per = new Map<string, number>();
+      const lags: number[] = [];
+      let early = 0;
+      for (const [id, , at] of hits) {
+        if (!id || !want.has(id)) continue;
+        per.set(id, (per.get(id) ?? 0) + 1);
+        if (per.get(id) === 1) lags.push(at - instant);
+        if (at < instant) early++;
+      }
+      // Wait for the final states (bounded), so the floor runs on an idle machine and the states are reported.
+      const until = Date.now() + 60_000;
+      let states: Record<string, number> = {};
+      for (;;) {
+        const r = await pool.query<{ state: string; n: number }>('SELECT state, count(*)::int AS n FROM deployments WHERE id = ANY($1::uuid[]) GROUP BY state', [ids]);
+        states = Object.fromEntries(r.rows.map((x) => [x.state, x.n]));
+        if (!states.scheduled && !states.running) break;
+        if (Date.now() > until) break;
+        await sleep(250);
+      }
+      const firers = (await pool.query<{ n: number }>(
+        `SELECT count(DISTINCT split_part(message, ' on ', 2))::int AS n FROM deployment_events WHERE deployment_id = ANY($1::uuid[]) AND state = 'running'`, [ids])).rows[0].n;
+
+      const floorInstant = Math.ceil((Date.now() + 1500) / 1000) * 1000;
+      const fr = await runFloor(receiver.url, o.count, floorInstant, `floor${round}`);
+      const floorHits = await collect(receiver, o.count, floorInstant + 60_000 + o.count * 5);
+      const floorLags = floorHits.filter((h) => h[0]?.startsWith(`floor${round}-`)).map((h) => h[2] - floorInstant);
+      rounds.push({
+        instant, createMs, headroomMs, fired: per.size, duplicates: [...per.values()].filter((c) => c > 1).length, early,
+        lost: ids.length - per.size, lags, floorLags, floorErrors: fr.errors, states, firers,
+      });
+    }
+
+    const lags = rounds.flatMap((r) => r.lags);
+    const floorLags = rounds.flatMap((r) => r.floorLags);
+    const s = summary(lags);
+    const f = summary(floorLags);
+    const result = {
+      count: o.count, workers: o.workers, repeat: o.repeat,
+      fired: rounds.reduce((a, r) => a + r.fired, 0), expected: o.count * o.repeat,
+      duplicates: rounds.reduce((a, r) => a + r.duplicates, 0), early: rounds.reduce((a, r) => a + r.early, 0), lost: rounds.reduce((a, r) => a + r.lost, 0),
+      shipclock: { p50: s.p50, p99: s.p99, max: s.max, min: s.min },
+      floor: { p50: f.p50, p99: f.p99, max: f.max, min: f.min, errors: rounds.reduce((a, r) => a + r.floorErrors, 0) },
+      ratio_p99: s.p99 / f.p99,
+      processes_that_fired: Math.max(...rounds.map((r) => r.firers)),
+      final_states: rounds.map((r) => r.states),
+      create_ms: rounds.map((r) => r.createMs),
+      headroom_ms: rounds.map((r) => r.headroomMs),
+      rounds: o.repeat > 1 ? rounds.map((r) => ({ p99: summary(r.lags).p99, floor_p99: summary(r.floorLags).p99 })) : undefined,
+    };
+    if (o.json) {
+      console.log(JSON.stringify(result, null, 2));
+    } else {
+      console.log(`\nfire: ${o.count} webhook deployments due at one instant, ${o.workers} worker(s) + serve, ${o.repeat} round(s)`);
+      console.log(`fired ${result.fired}/${result.expected}, duplicates ${result.duplicates}, early ${result.early}, lost ${result.lost}; fired by ${result.processes_that_fired} process(es)`);
+      console.log(`final states: ${rounds.map((r) => JSON.stringify(r.states)).join(' ')}`);
+      console.log(table([
+        { who: 'shipclock', p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), max_ms: fmt(s.max), min_ms: fmt(s.min) },
+        { who: 'floor', p50_ms: fmt(f.p50), p99_ms: fmt(f.p99), max_ms: fmt(f.max), min_ms: fmt(f.min) },
+      ]));
+      console.log(`p99 / floor p99 = ${result.ratio_p99.toFixed(2)}`);
+    }
+    await serve.stop();
+    await Promise.all(workers.map((w) => w.stop()));
+  } finally {
+    await pool.end().catch(() => {});
+    await cleanup();
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * `npm run bench -- <fire|scale|api> [options]`: shipclock's benchmarks. They never gate CI;
+ * the decision record (docs/decisions/0002-precise-firing.md) keeps their figures with the
+ * commands that produced them.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_DATABASE_URL } from './lib.ts';
+
+const usage = `usage: npm run bench -- <command> [options]
+  fire  --count N [--workers K] [--repeat R] [--json]   N webhook deployments due at one instant vs the floor
+  scale [--rows 1000000] [--batch 1000] [--json]         1M future deployments: a due batch vs an empty database, RSS, EXPLAIN
+  api   [--clients 50] [--seconds 10] [--json]           POST /v1/scheduled_deployments under concurrent clients
+common: --database-url URL (default ${DEFAULT_DATABASE_URL}; a fresh database is created on it and dropped)`;
+
+const [cmd, ...rest] = process.argv.slice(2);
+const { values } = parseArgs({
+  args: rest,
+  options: {
+    count: { type: 'string' }, workers: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'boolean' },
+    'database-url': { type: 'string' }, concurrency: { type: 'string' }, margin: { type: 'string' },
+    rows: { type: 'string' }, batch: { type: 'string' }, clients: { type: 'string' }, seconds: { type: 'string' },
+  },
+});
+const num = (v: string | undefined, def: number) => {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    console.error(`not a number: ${v}\n${usage}`);
+    process.exit(2);
+  }
+  return n;
+};
+const databaseUrl = values['database-url'] ?? process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL;
+const json = values.json ?? false;
+
+switch (cmd) {
+  case 'fire': {
+    const { fire } = await import('./fire.ts');
+    await fire({
+      count: num(values.count, 1000), workers: num(values.workers, 0), repeat: num(values.repeat, 1), json, databaseUrl,
+      concurrency: num(values.concurrency, 16), marginMs: num(values.margin, 3000), env: {},
+    });
+    break;
+  }
+  case 'scale': {
+    const { scale } = await import('./scale.ts');
+    await scale({ rows: num(values.rows, 1_000_000), batch: num(values.batch, 1000), json, databaseUrl });
+    break;
+  }
+  case 'api': {
+    const { apiBench } = await import('./api.ts');
+    await apiBench({ clients: num(values.clients, 50), seconds: num(values.seconds, 10), json, databaseUrl });
+    break;
+  }
+  default:
+    console.error(usage);
+    process.exit(cmd ? 2 : 0);
+}
+process.exit(0);
