@@ -48,6 +48,10 @@ export async function scale(o: ScaleOptions): Promise<void> {
   try {
     const serve = await spawnShipclock('serve', shipclockEnv(db.url));
     sampler = setInterval(() => { try { rssMax = Math.max(rssMax, rssMb(serve.pid)); } catch { /* exited */ } }, 100);
+    const rssAt: Record<string, number> = {};
+    const mark = (label: string) => { rssAt[label] = Math.round(rssMb(serve.pid)); };
+    await sleep(1000);
+    mark('idle after start');
     const receiver = await spawnReceiver();
     const api = new Api(serve.url);
     await api.login();
@@ -87,6 +91,7 @@ export async function scale(o: ScaleOptions): Promise<void> {
     };
 
     const empty = await batch('empty database');
+    mark('after the batch on the empty database');
     t = Date.now();
     // 1M future deployments on the same apps, over the next year: the kind of table a long-lived
     // installation has (most of them scheduled, a few ended), with their timeline's first event.
@@ -111,7 +116,9 @@ export async function scale(o: ScaleOptions): Promise<void> {
     const insertMs = Date.now() - t;
     const total = (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM deployments')).rows[0].n;
     log(`${o.rows} rows inserted in ${insertMs} ms (table: ${total} rows)`);
+    mark('after the bulk insert');
     const full = await batch(`${total} rows`);
+    mark('after the batch on the full database');
 
     // EXPLAIN the hot queries, with the SQL the code sends.
     const rec = recorder();
@@ -143,7 +150,7 @@ export async function scale(o: ScaleOptions): Promise<void> {
       rows: total, batch: o.batch, insert_ms: insertMs,
       empty: { p50: empty.p50, p99: empty.p99, max: empty.max, fired: empty.fired, duplicates: empty.duplicates, early: empty.early, lost: empty.lost },
       full: { p50: full.p50, p99: full.p99, max: full.max, fired: full.fired, duplicates: full.duplicates, early: full.early, lost: full.lost },
-      ratio_p99: ratio, serve_rss_max_mb: rssMax,
+      ratio_p99: ratio, serve_rss_max_mb: rssMax, serve_rss_mb: rssAt,
       explain: plans.map((p) => ({ query: p.query, seq_scan: p.seqScan })),
     };
     if (o.json) console.log(JSON.stringify({ ...result, plans }, null, 2));
@@ -153,7 +160,7 @@ export async function scale(o: ScaleOptions): Promise<void> {
         { database: 'empty', p50_ms: fmt(empty.p50), p99_ms: fmt(empty.p99), max_ms: fmt(empty.max), fired: empty.fired, dup: empty.duplicates, early: empty.early, lost: empty.lost },
         { database: `${total} rows`, p50_ms: fmt(full.p50), p99_ms: fmt(full.p99), max_ms: fmt(full.max), fired: full.fired, dup: full.duplicates, early: full.early, lost: full.lost },
       ]));
-      console.log(`p99 ratio (full / empty) = ${ratio.toFixed(2)}; serve RSS max ${rssMax.toFixed(0)} MB`);
+      console.log(`p99 ratio (full / empty) = ${ratio.toFixed(2)}; serve RSS max ${rssMax.toFixed(0)} MB (${Object.entries(rssAt).map(([k, v]) => `${k}: ${v}`).join(', ')})`);
       console.log(table(plans.map((p) => ({ query: p.query, seq_scan: p.seqScan ? 'YES' : 'no' }))));
       for (const p of plans) console.log(`\n-- ${p.query}\n${p.plan}`);
     }

@@ -31,6 +31,7 @@ import {
   releaseLeases, renewLeases,
 } from '../db/sql/deployments.ts';
 import { insertEvents } from '../db/sql/events.ts';
+import { claimable, heartbeatProcess, removeProcess } from '../db/sql/processes.ts';
 import type { Listener } from '../db/listener.ts';
 import type { Logger } from '../observability/logger.ts';
 import { clockSkew, fireLag, providerCallDuration } from '../observability/metrics.ts';
@@ -48,6 +49,11 @@ export interface SchedulerOptions {
   leaseSeconds: number;
   /** Rows claimed per statement. */
   batchSize?: number;
+  /**
+   * Test only: pretend this machine's clock is off by this many ms (a process clock ahead of or
+   * behind the database's). Default: SHIPCLOCK_TEST_CLOCK_OFFSET_MS, else 0. Never set it in production.
+   */
+  testClockOffsetMs?: number;
   /** Turns an app's stored target into the one a provider gets (secrets decrypted) and loads its credentials. */
   resolveTarget(row: ClaimedRow): Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: string[] }>;
 }
@@ -98,6 +104,10 @@ const SKEW_WARN_MS = 500;
 /** Offsets smaller than this are measurement noise on a local link; timers then use the local clock. */
 const SKEW_IGNORE_MS = 50;
 const DEPENDENCY_RECHECK_MS = 1000;
+/** Bursts up to this size are not split between processes: one claim is cheaper than the coordination. */
+const MIN_SHARE = 50;
+/** After taking its share of a burst, a process lets the others take theirs for this long. */
+const SHARE_PAUSE_MS = 100;
 
 export class Scheduler {
   private readonly held = new Map<string, Held>();
@@ -129,8 +139,11 @@ export class Scheduler {
   };
   private readonly onReconnect = () => this.kick();
 
+  private readonly testOffsetMs: number;
+
   constructor(private readonly o: SchedulerOptions) {
     this.batch = o.batchSize ?? 500;
+    this.testOffsetMs = o.testClockOffsetMs ?? (Number(process.env.SHIPCLOCK_TEST_CLOCK_OFFSET_MS) || 0);
     this.finisher = new Finisher(o.pool, o.logger);
   }
 
@@ -139,14 +152,20 @@ export class Scheduler {
     this.o.listener.on('reconnect', this.onReconnect);
     this.pollTimer = setInterval(() => this.kick(), this.o.pollIntervalMs);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(1000, (this.o.leaseSeconds * 1000) / 3));
+    void heartbeatProcess(this.o.pool, this.o.workerId).catch(() => {});
     this.kick();
     // Load and compile the HTTP client now rather than at the first instant (undici loads lazily).
     void fetch('data:,').then((r) => r.text()).catch(() => {});
   }
 
+  /** This machine's clock (shifted in tests that simulate a skewed machine). */
+  private localNow(): number {
+    return Date.now() + this.testOffsetMs;
+  }
+
   /** Database clock now, as this process best knows it. */
   private dbNow(): number {
-    return Date.now() + this.offsetMs;
+    return this.localNow() + this.offsetMs;
   }
 
   private measureOffset(dbNow: Date, sentAt: number, receivedAt: number): void {
@@ -180,30 +199,43 @@ export class Scheduler {
 
   private async cycle(): Promise<void> {
     let claimedAny = false;
-    for (;;) {
+    // Our share of what is due soon: with other scheduler processes alive, a burst is split
+    // between them (each takes about 1/n), so that they all send at the instant.
+    const { due, live } = await claimable(this.o.pool, this.o.prefetchMs, this.o.leaseSeconds);
+    const share = live > 1 && due > MIN_SHARE ? Math.max(MIN_SHARE, Math.ceil(due / live)) : due;
+    let budget = share;
+    while (budget > 0) {
       if (this.stopping) return;
-      const sentAt = Date.now();
-      const rows = await claimDue(this.o.pool, this.o.workerId, this.o.prefetchMs, this.o.leaseSeconds, this.batch);
-      const receivedAt = Date.now();
+      const limit = Math.min(this.batch, budget);
+      const sentAt = this.localNow();
+      const rows = await claimDue(this.o.pool, this.o.workerId, this.o.prefetchMs, this.o.leaseSeconds, limit);
+      const receivedAt = this.localNow();
       if (rows.length) this.measureOffset(rows[0].db_now, sentAt, receivedAt);
       for (const row of rows) {
         if (row.blocked) continue;
         claimedAny = true;
         this.hold(row, sentAt + this.o.leaseSeconds * 1000);
       }
-      if (rows.length < this.batch) break;
+      budget -= rows.length;
+      if (rows.length < limit) break;
     }
-    const sentAt = Date.now();
+    const limited = share < due && budget <= 0;
+    const sentAt = this.localNow();
     const { next, dbNow } = await nextDue(this.o.pool);
-    this.measureOffset(dbNow, sentAt, Date.now());
+    this.measureOffset(dbNow, sentAt, this.localNow());
     clearTimeout(this.wakeTimer);
     // With nothing due, the poll is the next cycle.
     this.nextCycleAt = this.dbNow() + this.o.pollIntervalMs;
     if (!next || this.stopping) return;
-    const wait = next.getTime() - this.dbNow() - this.o.prefetchMs;
+    const untilDue = next.getTime() - this.dbNow();
+    const wait = untilDue - this.o.prefetchMs;
+    let delay: number;
+    if (wait > 0) delay = Math.min(wait, this.o.pollIntervalMs);
+    // We took our share: let the others take theirs, then take what is left (unless it is due now).
+    else if (limited) delay = untilDue > SHARE_PAUSE_MS * 3 ? SHARE_PAUSE_MS : 0;
     // Something due is locked by another process's claim right now: look again shortly.
-    const delay = wait <= 0 ? (claimedAny ? 0 : 50) : Math.min(wait, this.o.pollIntervalMs);
-    this.nextCycleAt = this.dbNow() + Math.min(delay, this.o.pollIntervalMs);
+    else delay = claimedAny ? 0 : 50;
+    this.nextCycleAt = this.dbNow() + delay;
     this.wakeTimer = setTimeout(() => this.kick(), delay);
   }
 
@@ -290,7 +322,7 @@ export class Scheduler {
     for (const h of group) {
       if (this.stopping || this.held.get(h.row.id) !== h) continue;
       // Our lease may have lapsed (the process stalled): another process may own the row now.
-      if (Date.now() > h.leaseValidUntil - 1000) {
+      if (this.localNow() > h.leaseValidUntil - 1000) {
         this.held.delete(h.row.id);
         lapsed.push(h.row.id);
         continue;
@@ -541,9 +573,10 @@ export class Scheduler {
   }
 
   private async heartbeat(): Promise<void> {
+    void heartbeatProcess(this.o.pool, this.o.workerId).catch(() => {});
     const ids = [...this.held.keys()];
     if (!ids.length) return;
-    const sentAt = Date.now();
+    const sentAt = this.localNow();
     try {
       await renewLeases(this.o.pool, this.o.workerId, ids, this.o.leaseSeconds);
       for (const id of ids) {
@@ -585,6 +618,7 @@ export class Scheduler {
     await this.finisher.close();
     clearInterval(this.heartbeatTimer);
     await this.handBack([...this.held.values()]);
+    await removeProcess(this.o.pool, this.o.workerId).catch(() => {});
   }
 }
 

@@ -153,10 +153,14 @@ export async function claimDue(db: Queryable, owner: string, horizonMs: number, 
   const r = await db.query<ClaimedRow>(
     `WITH cand AS (
        SELECT d.id,
-              d.state = 'scheduled' AND d.expires_at > now() AND EXISTS (
-                SELECT 1 FROM deployments o
-                 WHERE o.app_id = d.app_id AND o.id <> d.id AND o.state IN ('scheduled', 'running')
-                   AND (o.state = 'running' OR (o.run_at, o.id) < (d.run_at, d.id))
+              d.state = 'scheduled' AND d.expires_at > now() AND (
+                -- two index probes (deployments_app_running_idx, deployments_app_active_idx), so
+                -- that an app's thousands of future deployments are never scanned
+                EXISTS (SELECT 1 FROM deployments o WHERE o.app_id = d.app_id AND o.state = 'running' AND o.id <> d.id)
+                OR EXISTS (
+                  SELECT 1 FROM deployments o
+                   WHERE o.app_id = d.app_id AND o.state IN ('scheduled', 'running') AND o.run_at <= d.run_at
+                     AND (o.run_at, o.id) < (d.run_at, d.id))
               ) AS blocked
          FROM deployments d
         WHERE d.due_at IS NOT NULL AND d.due_at <= now() + make_interval(secs => $2::float8 / 1000)
@@ -259,10 +263,19 @@ export async function finishMany(db: Queryable, rows: Finish[]): Promise<Array<{
          FROM x
         WHERE d.id = x.id AND d.state IN ('scheduled', 'running')
         RETURNING d.id, d.team_id, d.app_id, d.state, d.error
+     ), waiting AS (
+       -- What may have waited on them: their dependents, and deployments of the same apps whose
+       -- instant has come (a row is only ever pushed past its instant once that instant is within
+       -- the claim horizon, at most 30 s ahead; the bound keeps an app's future rows out of the scan).
+       SELECT o.id FROM deployments o WHERE o.dependency_id IN (SELECT id FROM done) AND o.state = 'scheduled'
+       UNION
+       SELECT o.id FROM deployments o
+        WHERE o.app_id IN (SELECT app_id FROM done) AND o.state IN ('scheduled', 'running')
+          AND o.run_at <= now() + interval '60 seconds'
      ), wake AS (
        UPDATE deployments w SET due_at = GREATEST(w.run_at, now())
-        WHERE w.state = 'scheduled' AND w.due_at > GREATEST(w.run_at, now())
-          AND (w.dependency_id IN (SELECT id FROM done) OR w.app_id IN (SELECT app_id FROM done))
+        WHERE w.id IN (SELECT id FROM waiting)
+          AND w.state = 'scheduled' AND w.due_at > GREATEST(w.run_at, now())
         RETURNING w.id
      )
      SELECT done.*, (SELECT count(*) FROM wake)::int AS woken FROM done`,
