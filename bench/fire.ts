@@ -117,8 +117,22 @@ export async function fire(o: FireOptions): Promise<void> {
         if (Date.now() > until) break;
         await sleep(250);
       }
-      const firers = (await pool.query<{ n: number }>(
-        `SELECT count(DISTINCT split_part(message, ' on ', 2))::int AS n FROM deployment_events WHERE deployment_id = ANY($1::uuid[]) AND state = 'running'`, [ids])).rows[0].n;
+      const owners = new Map((await pool.query<{ id: string; who: string }>(
+        `SELECT deployment_id AS id, split_part(message, ' on ', 2) AS who FROM deployment_events WHERE deployment_id = ANY($1::uuid[]) AND state = 'running'`, [ids])).rows.map((r) => [r.id, r.who]));
+      const firers = new Set(owners.values()).size;
+      const byProcess = new Map<string, number[]>();
+      for (const [id, , at] of hits) {
+        const who = id ? owners.get(id) : undefined;
+        if (!who) continue;
+        if (!byProcess.has(who)) byProcess.set(who, []);
+        byProcess.get(who)!.push(at - instant);
+      }
+      if (byProcess.size > 1) {
+        for (const [who, l] of byProcess) {
+          const x = summary(l);
+          log(`  ${who}: ${x.n} fired, lag min ${fmt(x.min)} p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} ms`);
+        }
+      }
 
       const floorInstant = Math.ceil((Date.now() + 1500) / 1000) * 1000;
       const fr = await runFloor(receiver.url, o.count, floorInstant, `floor${round}`);
@@ -161,6 +175,15 @@ export async function fire(o: FireOptions): Promise<void> {
     }
     await serve.stop();
     await Promise.all(workers.map((w) => w.stop()));
+    if (process.env.BENCH_SHOW_LOGS) {
+      for (const p of [serve, ...workers]) {
+        for (const l of p.output().split('\n').filter((x) => /"msg":"(claimed|fired)"/.test(x))) {
+          const j = JSON.parse(l);
+          const { level: _l, hostname: _h, component: _c, msg, time, ...rest } = j;
+          log(`${p.pid} ${new Date(time).toISOString().slice(17, 23)} ${msg} ${JSON.stringify(rest)}`);
+        }
+      }
+    }
   } finally {
     await pool.end().catch(() => {});
     await cleanup();
