@@ -172,6 +172,7 @@ export async function fire(o: FireOptions): Promise<void> {
         { who: 'floor', p50_ms: fmt(f.p50), p99_ms: fmt(f.p99), max_ms: fmt(f.max), min_ms: fmt(f.min) },
       ]));
       console.log(`p99 / floor p99 = ${result.ratio_p99.toFixed(2)}`);
+      if (result.rounds) console.log(`per round (p99 / floor p99, ms): ${result.rounds.map((r) => `${fmt(r.p99)}/${fmt(r.floor_p99)}`).join('  ')}`);
     }
     await serve.stop();
     await Promise.all(workers.map((w) => w.stop()));

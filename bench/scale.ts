@@ -145,12 +145,19 @@ export async function scale(o: ScaleOptions): Promise<void> {
     }));
     clearInterval(sampler);
     rssMax = Math.max(rssMax, rssMb(serve.pid));
+    // Where the memory is (prom-client's default metrics of the serve process).
+    const metrics = await (await fetch(`${serve.url}/metrics`)).text();
+    const metric = (name: string) => Math.round(Number(new RegExp(`^${name} ([\\d.e+]+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
+    const memory = {
+      rss_mb: metric('process_resident_memory_bytes'), heap_total_mb: metric('nodejs_heap_size_total_bytes'),
+      heap_used_mb: metric('nodejs_heap_size_used_bytes'), external_mb: metric('nodejs_external_memory_bytes'),
+    };
     const ratio = full.p99 / empty.p99;
     const result = {
       rows: total, batch: o.batch, insert_ms: insertMs,
       empty: { p50: empty.p50, p99: empty.p99, max: empty.max, fired: empty.fired, duplicates: empty.duplicates, early: empty.early, lost: empty.lost },
       full: { p50: full.p50, p99: full.p99, max: full.max, fired: full.fired, duplicates: full.duplicates, early: full.early, lost: full.lost },
-      ratio_p99: ratio, serve_rss_max_mb: rssMax, serve_rss_mb: rssAt,
+      ratio_p99: ratio, serve_rss_max_mb: rssMax, serve_rss_mb: rssAt, serve_memory_at_end: memory,
       explain: plans.map((p) => ({ query: p.query, seq_scan: p.seqScan })),
     };
     if (o.json) console.log(JSON.stringify({ ...result, plans }, null, 2));
@@ -161,6 +168,7 @@ export async function scale(o: ScaleOptions): Promise<void> {
         { database: `${total} rows`, p50_ms: fmt(full.p50), p99_ms: fmt(full.p99), max_ms: fmt(full.max), fired: full.fired, dup: full.duplicates, early: full.early, lost: full.lost },
       ]));
       console.log(`p99 ratio (full / empty) = ${ratio.toFixed(2)}; serve RSS max ${rssMax.toFixed(0)} MB (${Object.entries(rssAt).map(([k, v]) => `${k}: ${v}`).join(', ')})`);
+      console.log(`serve memory at the end: ${JSON.stringify(memory)}`);
       console.log(table(plans.map((p) => ({ query: p.query, seq_scan: p.seqScan ? 'YES' : 'no' }))));
       for (const p of plans) console.log(`\n-- ${p.query}\n${p.plan}`);
     }
