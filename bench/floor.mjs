@@ -30,7 +30,7 @@ const fire = () => {
 // Warm up first (load undici, JIT the request path, open a connection), as a long-running
 // scheduler process is: the floor is the best this machine does, not a cold start.
 const warmUrl = new URL('/warm', url).toString();
-for (let i = 0; i < 50 && Date.now() < instant - 300; i++) {
+for (let i = 0; i < 200 && Date.now() < instant - 300; i++) {
   const r = reqs[i % reqs.length];
   await fetch(warmUrl, { method: 'POST', headers: r.headers, body: r.body, redirect: 'manual' }).then((res) => res.text()).catch(() => {});
 }

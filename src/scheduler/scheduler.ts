@@ -109,7 +109,7 @@ const DEPENDENCY_RECHECK_MS = 1000;
 /** Bursts up to this size are not split between processes: one claim is cheaper than the coordination. */
 const MIN_SHARE = 50;
 /** Webhook calls made to a local server at start, to warm the path up. */
-const WARM_UP_CALLS = 50;
+const WARM_UP_CALLS = 200;
 /** Calls made in one go before the event loop gets a turn (to connect and write them). */
 const DISPATCH_CHUNK = 100;
 /** After taking its share of a burst, a process lets the others take theirs for this long. */
