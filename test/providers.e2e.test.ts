@@ -224,6 +224,24 @@ describe('ecs and digitalocean through the scheduler', () => {
     }
   });
 
+  it('a rollout whose credential can no longer be decrypted still ends at its timeout, failed, not followed forever', async () => {
+    const cred = await s.api('POST', '/v1/credentials', { name: 'do-soon-unreadable', provider: 'digitalocean', token: dof.token }, s.adminToken);
+    assert.equal(cred.status, 201);
+    const app = await doApp({ credentials: cred.body.id, timeout_seconds: 4 });
+    dof.rolloutPolls = 1000;
+    try {
+      const d = await schedule(app.id, 1000);
+      await following(d.id);
+      // As if this worker had another SHIPCLOCK_SECRET_KEY: the stored ciphertext no longer opens.
+      await s.db.pool.query(`UPDATE credentials SET secret = decode('01' || repeat('00', 40), 'hex') WHERE id = $1`, [cred.body.id]);
+      const end = await final(d.id, 30_000);
+      assert.equal(end.state, 'failed');
+      assert.match(end.error, /did not finish within 4 s/);
+    } finally {
+      dof.rolloutPolls = 2;
+    }
+  });
+
   it('canceling a running ECS deployment answers 409 not_cancellable: an ECS rollout cannot be recalled', async () => {
     const app = await ecsApp();
     ecs.rolloutPolls = 1000;

@@ -35,7 +35,7 @@ import {
 import { insertEvents } from '../db/sql/events.ts';
 import { claimable, heartbeatProcess, removeProcess } from '../db/sql/processes.ts';
 import type { Listener } from '../db/listener.ts';
-import type { Logger } from '../observability/logger.ts';
+import { deploymentLogger, type Logger } from '../observability/logger.ts';
 import { clockSkew, fireLag, providerCallDuration } from '../observability/metrics.ts';
 import { providerFor } from '../providers/index.ts';
 import type { Credentials, Provider, ProviderContext, StepResult } from '../providers/types.ts';
@@ -112,6 +112,8 @@ const MIN_SHARE = 50;
 const WARM_UP_CALLS = 200;
 /** Calls made in one go before the event loop gets a turn (to connect and write them). */
 const DISPATCH_CHUNK = 100;
+/** A rollout's timeout_seconds when its target does not say (the API's default). */
+const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 1800;
 /** After taking its share of a burst, a process lets the others take theirs for this long. */
 const SHARE_PAUSE_MS = 100;
 
@@ -565,6 +567,7 @@ export class Scheduler {
     if (result.kind === 'failed') return this.end(h, 'failed', redactAll(result.error, secrets), log, result.ref ?? null);
     if (result.kind === 'follow') {
       const firstFollow = row.phase !== 'following';
+      if (firstFollow) this.logFor(row).info({ provider_ref: result.ref }, 'rollout started; following it');
       await inTransaction(this.o.pool, async (c) => {
         await deferDeployment(c, this.o.workerId, row.id, { afterMs: result.afterSeconds * 1000, phase: 'following', ref: result.ref, log });
         if (firstFollow || result.message) {
@@ -577,7 +580,14 @@ export class Scheduler {
     const error = redactAll(result.error, secrets);
     if (row.phase === 'following') {
       // A transient error while following a rollout: the deployment started already, so this is
-      // not a failed attempt; poll again after a backoff. The provider's rollout timeout bounds it.
+      // not a failed attempt; poll again after a backoff. The rollout's timeout bounds it here
+      // too, since the provider that would enforce it may not even be reached (a credential that
+      // can no longer be loaded, a key that does not decrypt).
+      const timeoutS = Number(row.target.timeout_seconds ?? DEFAULT_ROLLOUT_TIMEOUT_SECONDS);
+      if (row.started_at && this.dbNow() - row.started_at.getTime() > timeoutS * 1000) {
+        return this.end(h, 'failed', `the rollout did not finish within ${timeoutS} s (timeout_seconds); last error: ${error}`, log, result.ref ?? null);
+      }
+      this.logFor(row).warn({ error }, 'following the rollout failed; trying again');
       const wait = result.afterSeconds ?? Math.max(1, row.retry_backoff_seconds);
       await inTransaction(this.o.pool, async (c) => {
         await deferDeployment(c, this.o.workerId, row.id, { afterMs: wait * 1000, phase: 'following', ref: result.ref ?? null, log });
@@ -590,6 +600,7 @@ export class Scheduler {
       return this.end(h, 'failed', `${error} (gave up after ${row.attempts} attempt${row.attempts === 1 ? '' : 's'})`, log, result.ref ?? null);
     }
     const wait = result.afterSeconds ?? backoffSeconds({ max_attempts: max, backoff_seconds: row.retry_backoff_seconds }, row.attempts);
+    this.logFor(row).warn({ attempt: row.attempts, error, retry_in_s: wait }, 'attempt failed; retrying');
     await inTransaction(this.o.pool, async (c) => {
       await deferDeployment(c, this.o.workerId, row.id, { afterMs: wait * 1000, phase: 'retry_wait', ref: result.ref ?? null, log, error });
       await insertEvents(c, [{ id: row.id, state: 'running', message: `attempt ${row.attempts} failed: ${error}; retrying in ${wait} s` }]);
@@ -598,7 +609,18 @@ export class Scheduler {
   }
 
   private end(h: Held, state: DeploymentState, error: string | null, log = '', ref: Record<string, unknown> | null = null, message?: string): void {
-    this.finisher.add({ id: h.row.id, state, error, log, ref }, message ?? error ?? state, () => this.release(h));
+    this.finisher.add({ id: h.row.id, state, error, log, ref }, message ?? error ?? state, () => {
+      this.release(h);
+      // Logged once the state is written (after a burst's quiet window), not during the sends.
+      const line = { state, attempts: h.row.attempts, ...(error ? { error } : {}) };
+      if (state === 'succeeded') this.logFor(h.row).info(line, 'deployment succeeded');
+      else this.logFor(h.row).warn(line, `deployment ${state}`);
+    });
+  }
+
+  /** A logger whose lines carry the deployment, its app and its team. */
+  private logFor(row: { id: string; app_name: string; team_id: string }): Logger {
+    return deploymentLogger(this.o.logger, { deploymentId: row.id, app: row.app_name, team: row.team_id });
   }
 
   private release(h: Held): void {
