@@ -3,39 +3,14 @@
  * restarted, several at once on one database, and the embedded PostgreSQL of `npm start`.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort } from '../src/db/embedded.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startWebhookReceiver } from './helpers/fake-webhook.ts';
+import { type Proc, spawnShipclock } from './helpers/processes.ts';
 import { eventually, testEnv, utcFields } from './helpers/server.ts';
-
-const BIN = path.resolve('bin/shipclock.js');
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.ProcessEnv): Promise<Proc> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [BIN, role], { env: { ...env, PORT: String(port), LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (c) => { out += c; });
-  child.stderr!.on('data', (c) => { out += c; });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${out}`);
-    return (await fetch(`${url}/healthz`)).ok;
-  }, 60_000, `${role} to answer /healthz`);
-  return { child, url, output: () => out, exited };
-}
 
 async function api(url: string, method: string, p: string, body?: unknown, token?: string) {
   const res = await fetch(url + p, {
