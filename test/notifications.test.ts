@@ -299,3 +299,18 @@ test('a receiver that never answers does not hold up deployments', async () => {
     await server.stop();
   }
 });
+
+test('many final states in one call queue each team\'s matching deliveries in one statement', async () => {
+  const a = await fixture();
+  const b = await fixture();
+  await insertSubscription(db.pool, { teamId: a.team, url: `${receiverUrl}/batch-a`, events: ['failed', 'succeeded'], format: 'json', secret: null, createdBy: null });
+  await insertSubscription(db.pool, { teamId: b.team, url: `${receiverUrl}/batch-b`, events: ['missed'], format: 'json', secret: null, createdBy: null });
+  await inTransaction(db.pool, (c) => enqueueNotifications(c, [
+    { teamId: a.team, deploymentId: a.dep, appId: a.app, state: 'failed', error: 'boom' },
+    { teamId: b.team, deploymentId: b.dep, appId: b.app, state: 'succeeded', error: null }, // b does not subscribe to succeeded
+    { teamId: b.team, deploymentId: b.dep, appId: b.app, state: 'canceled', error: null }, // never an event
+  ]));
+  assert.deepEqual((await deliveries(a.dep)).map((r) => r.event), ['failed']);
+  assert.equal((await deliveries(b.dep)).length, 0);
+  await inTransaction(db.pool, (c) => enqueueNotifications(c, []));
+});

@@ -12,9 +12,7 @@ export async function endDeployments(db: Queryable, items: Array<{ finish: Finis
   const rows = await finishMany(db, items.map((i) => i.finish));
   const messages = new Map(items.map((i) => [i.finish.id, i.message]));
   await insertEvents(db, rows.map((r) => ({ id: r.id, state: r.state, message: messages.get(r.id) ?? null })));
-  for (const r of rows) {
-    await enqueueNotifications(db, { teamId: r.team_id, deploymentId: r.id, appId: r.app_id, state: r.state as DeploymentState, error: r.error });
-  }
+  await enqueueNotifications(db, rows.map((r) => ({ teamId: r.team_id, deploymentId: r.id, appId: r.app_id, state: r.state as DeploymentState, error: r.error })));
   if (rows.length) await notifyDue(db, null);
   return rows;
 }

@@ -56,34 +56,42 @@ export async function deleteSubscription(db: Queryable, teamId: string, id: stri
   return (rowCount ?? 0) > 0;
 }
 
+export interface DeliveryChange {
+  teamId: string;
+  deploymentId: string;
+  appId: string;
+  state: string;
+  error: string | null;
+}
+
 /**
- * Queues one delivery per subscription of the team that wants `state`. The payload is captured
- * now, inside the state change's transaction, so it describes exactly the committed change.
- * Returns the number queued.
+ * Queues one delivery per subscription of each change's team that wants its state, for any
+ * number of changes in one statement (a burst ends a thousand deployments in one transaction).
+ * The payload is captured now, inside the state change's transaction, so it describes exactly
+ * the committed change. Returns the number queued.
  */
-export async function enqueueDeliveries(
-  db: Queryable,
-  change: { teamId: string; deploymentId: string; appId: string; state: string; error: string | null },
-): Promise<number> {
+export async function enqueueDeliveries(db: Queryable, changes: DeliveryChange | DeliveryChange[]): Promise<number> {
+  const list = Array.isArray(changes) ? changes : [changes];
+  if (list.length === 0) return 0;
   const { rowCount } = await db.query(
     `INSERT INTO notification_deliveries (subscription_id, team_id, deployment_id, event, payload)
-     SELECT s.id, s.team_id, $2::uuid, $4::text, jsonb_build_object(
-              'event', 'deployment.' || $4::text,
-              'deployment_id', $2::uuid,
-              'app_id', $3::uuid,
+     SELECT s.id, s.team_id, x.deployment_id, x.state, jsonb_build_object(
+              'event', 'deployment.' || x.state,
+              'deployment_id', x.deployment_id,
+              'app_id', x.app_id,
               'app_name', a.name,
-              'state', $4::text,
-              'error', $5::text,
+              'state', x.state,
+              'error', x.error,
               'run_at', d.run_at,
               'timezone', d.timezone,
               'attempts', d.attempts,
               'started_at', d.started_at,
               'finished_at', coalesce(d.finished_at, now()))
-       FROM notification_subscriptions s
-       LEFT JOIN deployments d ON d.id = $2::uuid
-       LEFT JOIN apps a ON a.id = $3::uuid
-      WHERE s.team_id = $1 AND $4::text = ANY (s.events)`,
-    [change.teamId, change.deploymentId, change.appId, change.state, change.error],
+       FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS x(team_id, deployment_id, app_id, state, error)
+       JOIN notification_subscriptions s ON s.team_id = x.team_id AND x.state = ANY (s.events)
+       LEFT JOIN deployments d ON d.id = x.deployment_id
+       LEFT JOIN apps a ON a.id = x.app_id`,
+    [list.map((c) => c.teamId), list.map((c) => c.deploymentId), list.map((c) => c.appId), list.map((c) => c.state), list.map((c) => c.error)],
   );
   return rowCount ?? 0;
 }
