@@ -11,7 +11,7 @@
  */
 import pg from 'pg';
 import {
-  Api, cleanup, createBenchDatabase, DEFAULT_DATABASE_URL, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver,
+  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver,
   spawnShipclock, summary, table, utcFields,
 } from './lib.ts';
 

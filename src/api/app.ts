@@ -68,7 +68,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   });
 
   if (ctx.role === 'worker') {
-    app.setNotFoundHandler((request, reply) => {
+    app.setNotFoundHandler((_request, reply) => {
       reply.status(404).send({ error: { code: 'not_found', message: `a worker serves only /healthz, /readyz and /metrics` } });
     });
     return app;

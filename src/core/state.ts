@@ -10,7 +10,6 @@
 export const STATES = ['scheduled', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'] as const;
 export type DeploymentState = (typeof STATES)[number];
 
-export const ACTIVE_STATES: readonly DeploymentState[] = ['scheduled', 'running'];
 export const FINAL_STATES: readonly DeploymentState[] = ['succeeded', 'failed', 'canceled', 'skipped', 'missed'];
 
 const TRANSITIONS: Record<DeploymentState, readonly DeploymentState[]> = {
