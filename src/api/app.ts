@@ -4,7 +4,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -13,13 +12,13 @@ import { Ajv } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { registry } from '../observability/metrics.ts';
+import { WEB_DIR } from '../paths.ts';
 import { authenticate } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { installErrorHandler } from './errors.ts';
 import { registerRoutes } from './routes/index.ts';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
-const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/web');
 
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
