@@ -12,18 +12,14 @@
  * timestamps: a repeated start (attempt > 1, or recover() after a crash) first looks for a
  * deployment of the service created at/after the shipclock deployment started, and follows it.
  */
-import {
-  DescribeServicesCommand,
-  DescribeTaskDefinitionCommand,
+import type {
+  ContainerDefinition,
+  Deployment,
   ECSClient,
-  RegisterTaskDefinitionCommand,
-  UpdateServiceCommand,
-  type ContainerDefinition,
-  type Deployment,
-  type RegisterTaskDefinitionCommandInput,
-  type Service,
-  type Tag,
-  type TaskDefinition,
+  RegisterTaskDefinitionCommandInput,
+  Service,
+  Tag,
+  TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { redact, secretsOf } from './redact.ts';
 import type { Provider, ProviderContext, ProviderRef, StepResult } from './types.ts';
@@ -100,9 +96,16 @@ function checkTarget(ctx: ProviderContext<EcsTarget>): string | null {
   return null;
 }
 
+type Sdk = typeof import('@aws-sdk/client-ecs');
+/**
+ * The AWS SDK, loaded by run() before the first ECS call rather than at start: it is about 20 MB
+ * of memory that a shipclock without ECS apps never needs.
+ */
+let sdk: Sdk;
+
 function client(ctx: ProviderContext<EcsTarget>): ECSClient {
   const c = ctx.credentials as Extract<typeof ctx.credentials, { provider: 'aws' }>;
-  return new ECSClient({
+  return new sdk.ECSClient({
     region: ctx.target.region,
     credentials: {
       accessKeyId: c.access_key_id,
@@ -179,7 +182,7 @@ export function registerInputFor(
 
 async function describeService(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise<Service> {
   const t = ctx.target;
-  const out = await ecs.send(new DescribeServicesCommand({ cluster: t.cluster, services: [t.service] }), { abortSignal: ctx.signal });
+  const out = await ecs.send(new sdk.DescribeServicesCommand({ cluster: t.cluster, services: [t.service] }), { abortSignal: ctx.signal });
   const failure = out.failures?.[0];
   if (failure) {
     if (failure.reason === 'MISSING') {
@@ -270,24 +273,24 @@ async function trigger(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise
   let update;
   if (!t.image) {
     update = await ecs.send(
-      new UpdateServiceCommand({ cluster: t.cluster, service: t.service, forceNewDeployment: true }),
+      new sdk.UpdateServiceCommand({ cluster: t.cluster, service: t.service, forceNewDeployment: true }),
       { abortSignal: ctx.signal },
     );
   } else {
     const svc = await describeService(ecs, ctx);
     if (!svc.taskDefinition) throw new Permanent(`ECS service "${t.service}" has no task definition to update`);
     const described = await ecs.send(
-      new DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition, include: ['TAGS'] }),
+      new sdk.DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition, include: ['TAGS'] }),
       { abortSignal: ctx.signal },
     );
     if (!described.taskDefinition) throw new Permanent(`ECS returned no task definition for ${svc.taskDefinition}`);
     const { input, containerName, previousImage } = registerInputFor(described.taskDefinition, described.tags, t.image, t.container);
-    const registered = await ecs.send(new RegisterTaskDefinitionCommand(input), { abortSignal: ctx.signal });
+    const registered = await ecs.send(new sdk.RegisterTaskDefinitionCommand(input), { abortSignal: ctx.signal });
     const newTd = registered.taskDefinition;
     if (!newTd?.taskDefinitionArn) throw new Error('ECS RegisterTaskDefinition returned no task definition ARN');
     ctx.log(`registered task definition ${newTd.family}:${newTd.revision} (container ${containerName}: ${previousImage ?? '?'} → ${t.image})`);
     update = await ecs.send(
-      new UpdateServiceCommand({ cluster: t.cluster, service: t.service, taskDefinition: newTd.taskDefinitionArn }),
+      new sdk.UpdateServiceCommand({ cluster: t.cluster, service: t.service, taskDefinition: newTd.taskDefinitionArn }),
       { abortSignal: ctx.signal },
     );
   }
@@ -339,6 +342,7 @@ async function follow(ecs: ECSClient, ctx: ProviderContext<EcsTarget>, ref: Prov
 async function run(ctx: ProviderContext<EcsTarget>, body: (ecs: ECSClient) => Promise<StepResult>): Promise<StepResult> {
   const bad = checkTarget(ctx);
   if (bad) return { kind: 'failed', error: bad, ...(ctx.ref ? { ref: ctx.ref } : {}) };
+  sdk ??= await import('@aws-sdk/client-ecs');
   const ecs = client(ctx);
   try {
     return await body(ecs);
