@@ -9,7 +9,7 @@ import { isFinal } from '../core/state.ts';
 import { type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import {
-  type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, isFiring, listDeployments, updateSchedule,
+  type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, insertScheduled, isFiring, listDeployments, updateSchedule,
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
 import { providerFor } from '../providers/index.ts';
@@ -123,6 +123,19 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
   const lead = input.dependency_lead_seconds ?? DEFAULT_DEPENDENCY_LEAD_SECONDS;
   const expires = input.expires_after_seconds ?? DEFAULT_EXPIRES_AFTER_SECONDS;
   const disambiguation = input.disambiguation ?? 'earlier';
+  if (!input.dependency) {
+    // The common case, in one statement (one round trip, no BEGIN/COMMIT): it writes nothing
+    // when the instant is past or the app unknown, and says which, checked in the same order
+    // as the transaction below so the errors are the same.
+    const r = await insertScheduled(pool, {
+      team_id: actor.team_id, app_id: input.app, run_at: new Date(res.runAtMs).toISOString(), timezone: input.timezone, local: res.local,
+      utc_offset: res.utcOffset, disambiguation, expires_after_seconds: expires, created_by: actor.id,
+    });
+    if (r.row) return toApi(r.row, null);
+    assertFuture(res, input, r.db_now.getTime());
+    if (!r.found_app) throw new ValidationError('unknown_app', `no app ${input.app} in your team`, 'app');
+    throw new Error('insertScheduled wrote nothing for a future instant of a known app');
+  }
   return inTransaction(pool, async (c) => {
     const now = await dbNow(c);
     assertFuture(res, input, now);

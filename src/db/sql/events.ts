@@ -6,6 +6,26 @@ export const EVENTS_CHANNEL = 'shipclock_events';
 export const DUE_CHANNEL = 'shipclock_due';
 
 /**
+ * How far ahead an instant must be for its "became due" NOTIFY to be left out. Every scheduler
+ * ignores a DUE_CHANNEL instant later than its next cycle + its prefetch (+ 50 ms), and its next
+ * cycle is never more than one poll interval away; SHIPCLOCK_POLL_INTERVAL_MS is at most 60 s and
+ * SHIPCLOCK_PREFETCH_MS at most 30 s (src/config.ts). So an instant more than 2 × 60 s + 30 s ahead
+ * is one no scheduler would act on: its poll finds it in time, and skipping the NOTIFY changes
+ * nothing but the work of the listeners. Keep this at least 2 × the maximum poll interval + the
+ * maximum prefetch if those bounds change.
+ */
+export const DUE_NOTIFY_HORIZON_SECONDS = 2 * 60 + 30;
+
+/**
+ * The events-channel payload of one timeline row `e` (deployment_events) of deployment `d`, as
+ * src/api/events-hub.ts reads it. Shared by every statement that announces an event.
+ */
+export function eventPayloadSql(e: string, d: string): string {
+  return `json_build_object('id', ${e}.deployment_id, 'team_id', ${e}.team_id, 'app_id', ${d}.app_id,
+              'state', ${e}.state, 'at', ${e}.at, 'error', ${d}.error)::text`;
+}
+
+/**
  * Appends timeline events for deployments and announces them, in the caller's transaction (so a
  * listener never hears of a change that was rolled back).
  */
@@ -19,8 +39,7 @@ export async function insertEvents(db: Queryable, rows: Array<{ id: string; stat
          JOIN deployments d ON d.id = x.id
        RETURNING deployment_id, team_id, state, at
      )
-     SELECT pg_notify('${EVENTS_CHANNEL}', json_build_object('id', ins.deployment_id, 'team_id', ins.team_id, 'app_id', d.app_id,
-              'state', ins.state, 'at', ins.at, 'error', d.error)::text)
+     SELECT pg_notify('${EVENTS_CHANNEL}', ${eventPayloadSql('ins', 'd')})
        FROM ins JOIN deployments d ON d.id = ins.deployment_id`,
     [rows.map((r) => r.id), rows.map((r) => r.state), rows.map((r) => r.message)],
   );
