@@ -41,8 +41,25 @@ export async function verifyPassword(password: string, stored: string): Promise<
 /** A hash to compare against when the email is unknown, so timing does not reveal which emails exist. */
 let dummyHash: Promise<string> | null = null;
 
+/**
+ * How long a user looked up for a request (existence, team, role, admin flag) is reused for the
+ * next requests of that user in this process: a deleted user, or a changed role or team, takes
+ * effect within this long. Kept short on purpose; it saves a query per request under load.
+ */
+export const USER_CACHE_MS = 1000;
+/** Bounds the two caches below (cleared when full: a cache miss is only a query or an HMAC more). */
+const CACHE_MAX_ENTRIES = 10_000;
+
 export class AuthService {
   private key: Uint8Array | null = null;
+  /**
+   * Tokens whose signature and claims were verified, with their subject and expiry. A token's
+   * validity depends only on itself and the signing key (fixed for the life of the process), so
+   * re-checking its expiry is the whole verification of a token seen before.
+   */
+  private readonly verified = new Map<string, { sub: string; expMs: number }>();
+  /** Users by id, looked up at most USER_CACHE_MS ago (concurrent requests share one lookup). */
+  private readonly users = new Map<string, { at: number; user: Promise<User | null> }>();
 
   constructor(private readonly pool: Pool, private readonly ttlSeconds: number) {}
 
@@ -71,15 +88,41 @@ export class AuthService {
   /** The user a bearer token belongs to; 401 when the token is missing, bad, expired or its user is gone. */
   async authenticate(token: string | undefined): Promise<User> {
     if (!token) throw new UnauthorizedError();
-    let sub: string | undefined;
+    const sub = await this.subject(token);
+    const user = sub ? await this.user(sub) : null;
+    if (!user) throw new UnauthorizedError('invalid or expired token');
+    return user;
+  }
+
+  /** The subject of a valid token; 401 when it is bad or expired. */
+  private async subject(token: string): Promise<string | undefined> {
+    const now = Date.now();
+    const known = this.verified.get(token);
+    // jose rejects a token once its `exp` second has begun; so does this.
+    if (known && Math.floor(now / 1000) * 1000 < known.expMs) return known.sub;
     try {
       const { payload } = await jwtVerify(token, await this.signingKey(), { issuer: 'shipclock', algorithms: ['HS256'] });
-      sub = payload.sub;
+      if (payload.sub && payload.exp !== undefined) {
+        if (this.verified.size >= CACHE_MAX_ENTRIES) this.verified.clear();
+        this.verified.set(token, { sub: payload.sub, expMs: payload.exp * 1000 });
+      }
+      return payload.sub;
     } catch {
+      if (known) this.verified.delete(token);
       throw new UnauthorizedError('invalid or expired token');
     }
-    const user = sub ? await getUser(this.pool, sub) : null;
-    if (!user) throw new UnauthorizedError('invalid or expired token');
+  }
+
+  private user(id: string): Promise<User | null> {
+    const now = Date.now();
+    const hit = this.users.get(id);
+    if (hit && now - hit.at < USER_CACHE_MS) return hit.user;
+    if (this.users.size >= CACHE_MAX_ENTRIES) this.users.clear();
+    const user = getUser(this.pool, id);
+    const entry = { at: now, user };
+    this.users.set(id, entry);
+    // A failed lookup (the database is away) is not remembered.
+    user.catch(() => { if (this.users.get(id) === entry) this.users.delete(id); });
     return user;
   }
 }
