@@ -6,7 +6,13 @@
  * process on a fresh database. Each request schedules one deployment of one of 200 webhook
  * apps at a random second of the next 30 days (never firing during the run). Reports
  * latency p50/p99/max, req/s and errors.
+ *
+ * The clients share the machine with the server and PostgreSQL, so they use node:http with a
+ * keep-alive agent (one connection per client), which costs about half the CPU of `fetch`;
+ * BENCH_API_CLIENT=fetch runs the same workload through `fetch`, for comparison with earlier
+ * figures. SHIPCLOCK_DB_POOL_SIZE, when set, is passed on to the server.
  */
+import http from 'node:http';
 import {
   Api, cleanup, createBenchDatabase, fmt, log, mapLimit, shipclockEnv, sleep, spawnShipclock, summary, table, utcFields,
 } from './lib.ts';
@@ -21,13 +27,16 @@ export interface ApiOptions {
 export async function apiBench(o: ApiOptions): Promise<void> {
   const db = await createBenchDatabase(o.databaseUrl);
   try {
-    const serve = await spawnShipclock('serve', shipclockEnv(db.url));
+    const poolSize = process.env.SHIPCLOCK_DB_POOL_SIZE;
+    const serve = await spawnShipclock('serve', shipclockEnv(db.url, poolSize ? { SHIPCLOCK_DB_POOL_SIZE: poolSize } : {}));
     const api = new Api(serve.url);
     await api.login();
     const apps = await mapLimit(Array.from({ length: 200 }, (_, i) => i), 8, async (i) =>
       (await api.ok('POST', '/v1/apps', { name: `api-${i}`, target: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } })).id as string);
     log(`200 apps created; ${o.clients} clients for ${o.seconds} s (+2 s warm-up)`);
     const headers = { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' };
+    const post = process.env.BENCH_API_CLIENT === 'fetch' ? fetchPost(`${serve.url}/v1/scheduled_deployments`, headers) : httpPost(`${serve.url}/v1/scheduled_deployments`, headers, o.clients);
+    log(`client: ${process.env.BENCH_API_CLIENT === 'fetch' ? 'fetch' : 'node:http'}${poolSize ? `; SHIPCLOCK_DB_POOL_SIZE=${poolSize}` : ''}`);
     const lat: number[] = [];
     let errors = 0;
     const statuses = new Map<number, number>();
@@ -39,12 +48,7 @@ export async function apiBench(o: ApiOptions): Promise<void> {
       while (Date.now() < end) {
         const body = JSON.stringify({ app: apps[i++ % apps.length], ...utcFields(Date.now() + 3_600_000 + Math.floor(Math.random() * 30 * 86_400) * 1000) });
         const t0 = performance.now();
-        let status = 0;
-        try {
-          const res = await fetch(`${serve.url}/v1/scheduled_deployments`, { method: 'POST', headers, body });
-          await res.arrayBuffer();
-          status = res.status;
-        } catch { status = -1; }
+        const status = await post(body);
         const ms = performance.now() - t0;
         if (Date.now() < measureFrom) continue;
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
@@ -65,4 +69,31 @@ export async function apiBench(o: ApiOptions): Promise<void> {
   } finally {
     await cleanup();
   }
+}
+
+/** One POST, answering its status (-1 on a network error): through `fetch`. */
+function fetchPost(url: string, headers: Record<string, string>): (body: string) => Promise<number> {
+  return async (body) => {
+    try {
+      const res = await fetch(url, { method: 'POST', headers, body });
+      await res.arrayBuffer();
+      return res.status;
+    } catch {
+      return -1;
+    }
+  };
+}
+
+/** One POST, answering its status (-1 on a network error): node:http, one kept-alive connection per client. */
+function httpPost(url: string, headers: Record<string, string>, clients: number): (body: string) => Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  return (body) => new Promise((resolve) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      res.on('error', () => resolve(-1));
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.resume();
+    });
+    req.on('error', () => resolve(-1));
+    req.end(body);
+  });
 }
