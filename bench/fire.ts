@@ -11,7 +11,7 @@
  */
 import pg from 'pg';
 import {
-  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver,
+  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver, warmReceiver,
   spawnShipclock, summary, table, utcFields,
 } from './lib.ts';
 
@@ -67,6 +67,7 @@ export async function fire(o: FireOptions): Promise<void> {
     const serve = await spawnShipclock('serve', env);
     const workers = await Promise.all(Array.from({ length: o.workers }, () => spawnShipclock('worker', env)));
     const receiver = await spawnReceiver();
+    await warmReceiver(receiver.url, o.count);
     const api = new Api(serve.url);
     await api.login();
     log(`shipclock serve + ${o.workers} worker(s) up in ${Date.now() - t0} ms; creating ${o.count} apps`);
@@ -134,7 +135,7 @@ export async function fire(o: FireOptions): Promise<void> {
         }
       }
 
-      const floorInstant = Math.ceil((Date.now() + 1500) / 1000) * 1000;
+      const floorInstant = Math.ceil((Date.now() + 2500) / 1000) * 1000;
       const fr = await runFloor(receiver.url, o.count, floorInstant, `floor${round}`);
       const floorHits = await collect(receiver, o.count, floorInstant + 60_000 + o.count * 5);
       const floorLags = floorHits.filter((h) => h[0]?.startsWith(`floor${round}-`)).map((h) => h[2] - floorInstant);

@@ -10,7 +10,10 @@ const usage = `usage: npm run bench -- <command> [options]
   fire  --count N [--workers K] [--repeat R] [--json]   N webhook deployments due at one instant vs the floor
   scale [--rows 1000000] [--batch 1000] [--json]         1M future deployments: a due batch vs an empty database, RSS, EXPLAIN
   api   [--clients 50] [--seconds 10] [--json]           POST /v1/scheduled_deployments under concurrent clients
-common: --database-url URL (default ${DEFAULT_DATABASE_URL}; a fresh database is created on it and dropped)`;
+common: --database-url URL (default ${DEFAULT_DATABASE_URL}; a fresh database is created on it and dropped)
+environment: BENCH_LOG_LEVEL (shipclock's LOG_LEVEL, default warn), BENCH_LOG_DIR (keep each shipclock
+  process's log there), BENCH_NODE_ARGS (node flags for the shipclock processes, e.g. --cpu-prof);
+  any SHIPCLOCK_* variable is passed on to the shipclock processes`;
 
 const [cmd, ...rest] = process.argv.slice(2);
 const { values } = parseArgs({

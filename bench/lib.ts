@@ -67,6 +67,8 @@ export function shipclockEnv(databaseUrl: string, extra: NodeJS.ProcessEnv = {})
     SHIPCLOCK_ADMIN_PASSWORD: ADMIN.password,
     SHIPCLOCK_TOKEN_TTL_SECONDS: '86400',
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+    // Any SHIPCLOCK_* setting in the benchmark's own environment reaches shipclock (e.g. SHIPCLOCK_WARM_UP_CALLS).
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('SHIPCLOCK_'))),
     ...extra,
   };
 }
@@ -105,6 +107,12 @@ export async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.Proce
   const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [];
   const child = spawn(process.execPath, [...nodeArgs, BIN, role], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const { exited, output } = track(child);
+  // BENCH_LOG_DIR: keep each process's log (with BENCH_LOG_LEVEL=debug: claims and dispatch timings).
+  if (process.env.BENCH_LOG_DIR) {
+    const file = fs.createWriteStream(path.join(process.env.BENCH_LOG_DIR, `${role}-${child.pid}.log`));
+    child.stdout?.pipe(file);
+    child.stderr?.pipe(file);
+  }
   const stop = stopper(child, exited);
   onCleanup(() => stop(5000).then(() => {}));
   const url = `http://127.0.0.1:${port}`;
@@ -155,6 +163,16 @@ export async function runFloor(url: string, n: number, instant: number, prefix: 
   const code = await exited;
   if (code !== 0) throw new Error(`the floor process exited ${code}: ${output()}`);
   return JSON.parse(output().trim().split('\n').pop()!);
+}
+
+/**
+ * Sends `n` POSTs (the floor's shape) to the receiver's `/warm`, which answers and does not
+ * record them, so that the first measured burst does not meet a receiver whose code V8 has not
+ * compiled yet. Without it the first round of every run was measured against a cold receiver,
+ * while the floor, which runs after it, always met a warm one.
+ */
+export async function warmReceiver(receiverUrl: string, n: number): Promise<void> {
+  await runFloor(new URL('/warm', receiverUrl).toString(), n, Date.now() + 1000, 'warm-receiver');
 }
 
 export class Api {

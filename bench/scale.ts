@@ -18,7 +18,7 @@ import {
 } from '../src/db/sql/deployments.ts';
 import type { Queryable } from '../src/db/pool.ts';
 import {
-  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, rssMb, shipclockEnv, sleep, spawnReceiver, spawnShipclock, summary, table, utcFields,
+  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, rssMb, shipclockEnv, sleep, spawnReceiver, warmReceiver, spawnShipclock, summary, table, utcFields,
 } from './lib.ts';
 
 export interface ScaleOptions {
@@ -53,6 +53,7 @@ export async function scale(o: ScaleOptions): Promise<void> {
     await sleep(1000);
     mark('idle after start');
     const receiver = await spawnReceiver();
+    await warmReceiver(receiver.url, o.batch);
     const api = new Api(serve.url);
     await api.login();
     const me = await api.ok('GET', '/v1/me');
