@@ -103,7 +103,7 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   const resolveTarget = makeTargetResolver(pool, box);
   const scheduler = new Scheduler({
     pool, listener, logger: log.child({ component: 'scheduler' }), workerId,
-    prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds,
+    prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds, warmUpCalls: config.warmUpCalls,
     resolveTarget: (row) => resolveTarget(row),
   });
   const api = await buildApi({

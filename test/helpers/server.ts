@@ -37,6 +37,8 @@ export function testEnv(dbUrl: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Pr
     SHIPCLOCK_ADMIN_PASSWORD: 'admin-password-1',
     SHIPCLOCK_POLL_INTERVAL_MS: '500',
     SHIPCLOCK_LEASE_SECONDS: '6',
+    // Warm-up is for burst speed (benchmarks); tests need only its path exercised.
+    SHIPCLOCK_WARM_UP_CALLS: '100',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...extra,
   };
