@@ -9,7 +9,7 @@ import { isFinal } from '../core/state.ts';
 import { type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import {
-  type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, insertScheduled, isFiring, listDeployments, updateSchedule,
+  type ApiRow, type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, insertScheduled, isFiring, listDeployments, updateSchedule,
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
 import { providerFor } from '../providers/index.ts';
@@ -47,7 +47,7 @@ export type TargetResolver = (row: { team_id: string; target: Record<string, unk
 
 type DeploymentOut = ReturnType<typeof toApiBase>;
 
-function toApiBase(r: DeploymentRow) {
+function toApiBase(r: ApiRow) {
   return {
     id: r.id,
     app: { id: r.app_id, name: r.app_name },
@@ -67,7 +67,7 @@ function toApiBase(r: DeploymentRow) {
   };
 }
 
-export function toApi(r: DeploymentRow, dep: DeploymentRow | null): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
+export function toApi(r: ApiRow, dep: ApiRow | null): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
   return { ...toApiBase(r), dependency: dep ? { ...toApiBase(dep), dependency: null } : null };
 }
 

@@ -71,13 +71,21 @@ export async function insertDeployment(db: Queryable, d: NewDeployment): Promise
   return r.rows[0].id;
 }
 
+/** The columns the API answers with (src/services/deployments.ts toApi). */
+export const API_COLUMNS = [
+  'id', 'app_id', 'state', 'run_at', 'timezone', 'local_year', 'local_month', 'local_day', 'local_hour', 'local_minute',
+  'local_second', 'utc_offset', 'dependency_lead_seconds', 'expires_at', 'attempts', 'error', 'provider_ref', 'created_at',
+  'started_at', 'finished_at',
+] as const;
+export type ApiRow = Pick<DeploymentRow, (typeof API_COLUMNS)[number] | 'app_name'>;
+
 export interface ScheduledOne {
   /** The database clock when the statement ran. */
   db_now: Date;
   /** The app's name, null when the team has no such (live) app. */
   found_app: string | null;
   /** The deployment written, null when nothing was (the app is unknown or the instant is not after db_now). */
-  row: DeploymentRow | null;
+  row: ApiRow | null;
 }
 
 /**
@@ -92,7 +100,7 @@ export async function insertScheduled(
   db: Queryable,
   d: Omit<NewDeployment, 'dependency_id' | 'dependency_lead_seconds' | 'run_at'> & { run_at: string; created_by: string },
 ): Promise<ScheduledOne> {
-  const r = await db.query<DeploymentRow & { db_now: Date; found_app: string | null; notified: unknown; notified_due: unknown }>({
+  const r = await db.query<ApiRow & { db_now: Date; found_app: string | null; notified: unknown; notified_due: unknown }>({
     name: 'shipclock_insert_scheduled',
     text: `WITH now AS MATERIALIZED (
        SELECT clock_timestamp() AS now
@@ -106,7 +114,7 @@ export async function insertScheduled(
               $3::timestamptz + $13::integer * interval '1 second', $3::timestamptz, $14::uuid
          FROM app, now
         WHERE $3::timestamptz > now.now
-       RETURNING *
+       RETURNING ${API_COLUMNS.join(', ')}, team_id
      ), ev AS (
        INSERT INTO deployment_events (deployment_id, team_id, state, message)
        SELECT id, team_id, 'scheduled', 'scheduled' FROM ins
@@ -117,7 +125,7 @@ export async function insertScheduled(
               jsonb_build_object('app', app.name, 'run_at', $15::text, 'timezone', $4::text, 'dependency', NULL)
          FROM ins, app
      )
-     SELECT now.now AS db_now, app.name AS found_app, ins.*, app.name AS app_name,
+     SELECT now.now AS db_now, app.name AS found_app, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
             CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', ${eventPayloadSql('ev', 'ins')}) END AS notified,
             CASE WHEN ev.deployment_id IS NOT NULL AND $3::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
                  THEN pg_notify('${DUE_CHANNEL}', $15::text) END AS notified_due
