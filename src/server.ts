@@ -98,7 +98,10 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
     } else if (boot) log.info({ email: boot.email }, 'created the first admin user');
   }
   const workerId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const listener = new Listener(databaseUrl, [EVENTS_CHANNEL, DUE_CHANNEL], (m) => log.info(m));
+  // A worker serves no event streams: it listens for due work only, and does not parse every
+  // state change of every process (two NOTIFYs per deployment, thousands in a burst).
+  const channels = role === 'worker' ? [DUE_CHANNEL] : [EVENTS_CHANNEL, DUE_CHANNEL];
+  const listener = new Listener(databaseUrl, channels, (m) => log.info(m));
   await listener.start();
   const resolveTarget = makeTargetResolver(pool, box);
   const scheduler = new Scheduler({
