@@ -435,6 +435,8 @@ export class Scheduler {
     let marking: Promise<unknown> | null = null;
     if (webhooks.length) {
       const calls = new Array<Promise<CallOutcome>>(webhooks.length);
+      // Each call's lag is taken as it is made and given to the histogram after the burst.
+      const lags = new Float64Array(webhooks.length);
       for (let i = 0; i < webhooks.length; i++) {
         if (i > 0 && i % DISPATCH_CHUNK === 0) {
           // Let the calls made so far connect and write while the rest are made: the receivers
@@ -443,13 +445,16 @@ export class Scheduler {
           await new Promise<void>((r) => setImmediate(r));
         }
         webhooks[i].row.attempts = 1;
-        fireLag.observe(Math.max(0, this.dbNow() - webhooks[i].row.run_at.getTime()) / 1000);
+        lags[i] = Math.max(0, this.dbNow() - webhooks[i].row.run_at.getTime()) / 1000;
         calls[i] = this.call(webhooks[i], 'start');
       }
       this.o.logger.debug({ webhooks: webhooks.length, lag_ms: this.dbNow() - webhooks[0].row.run_at.getTime() }, 'fired');
       const quiet = settledOrAfter(calls, quietWindowMs(calls.length));
       this.finisher.holdUntil(quiet);
-      const marked = quiet.then(() => this.markRunning(webhooks));
+      const marked = quiet.then(() => {
+        for (const lag of lags) fireLag.observe(lag);
+        return this.markRunning(webhooks);
+      });
       for (let i = 0; i < webhooks.length; i++) this.track(this.complete(webhooks[i], calls[i], marked));
       marking = marked;
     }
