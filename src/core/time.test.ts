@@ -87,6 +87,14 @@ describe('resolveLocalTime', () => {
     rejects(() => resolveLocalTime(at(2027, 1, 1, 1), 'Mars/Olympus_Mons'), 'unknown_timezone', 'timezone');
     rejects(() => resolveLocalTime(at(2027, 1, 1, 1), ''), 'unknown_timezone', 'timezone');
     rejects(() => resolveLocalTime(at(2027, 1, 1, 1), '+05:00'), 'unknown_timezone', 'timezone');
+    // Temporal reads a zone out of an ISO date-time; those are offsets in disguise.
+    for (const iso of ['2020-01-01T00:00+05:00', '2020-01-01T00:00Z', '2020-01-01T00:00[Europe/Berlin]', 'Europe/Berlin ']) {
+      rejects(() => resolveLocalTime(at(2027, 1, 1, 1), iso), 'unknown_timezone', 'timezone');
+      assert.equal(isValidZone(iso), false, iso);
+    }
+    assert.ok(isValidZone('Etc/GMT+5'));
+    assert.ok(isValidZone('America/Port-au-Prince'));
+    assert.ok(isValidZone('EST5EDT'));
     assert.ok(isValidZone('Europe/Kyiv'));
     assert.ok(isValidZone('US/Eastern'));
     assert.ok(isValidZone('UTC'));

@@ -60,19 +60,25 @@ export function zoneCacheSize(): number {
   return zones.size;
 }
 
+/** Letters first, then letters, digits, "_", "+", "-", in "/"-separated parts. */
+const IANA_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
+
 function zoneOf(zone: string): Zone | undefined {
   const cached = zones.get(zone);
   if (cached) return cached;
   if (typeof zone !== 'string' || zone.length === 0 || zone.length > 64) return undefined;
-  // Temporal also accepts fixed offsets ("+05:00"); a fixed offset ignores daylight saving, the
-  // very bug shipclock replaces, so only named zones are accepted.
-  if (/^[+-]/.test(zone)) return undefined;
+  // Temporal also accepts fixed offsets ("+05:00") and reads a zone out of an ISO date-time
+  // ("2020-01-01T00:00+05:00", "...Z"). A fixed offset ignores daylight saving, the very bug
+  // shipclock replaces, so only what is shaped like an IANA name (Europe/Berlin, Etc/GMT+5,
+  // America/Port-au-Prince, UTC) is accepted, and only if it names a zone, not an offset.
+  if (!IANA_NAME.test(zone)) return undefined;
   let id: string;
   try {
     id = Temporal.Instant.fromEpochMilliseconds(0).toZonedDateTimeISO(zone).timeZoneId;
   } catch {
     return undefined;
   }
+  if (/^[+-]/.test(id)) return undefined;
   const z: Zone = { utc: id === 'UTC', fmt: undefined };
   if (!z.utc && !/^[+-]/.test(id)) {
     try {
