@@ -64,7 +64,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pollIntervalMs: int(env, 'SHIPCLOCK_POLL_INTERVAL_MS', 1000, 50, 60_000),
     prefetchMs: int(env, 'SHIPCLOCK_PREFETCH_MS', 1500, 0, 30_000),
     leaseSeconds: int(env, 'SHIPCLOCK_LEASE_SECONDS', 30, 5, 3600),
-    warmUpCalls: int(env, 'SHIPCLOCK_WARM_UP_CALLS', 500, 0, 10_000),
+    warmUpCalls: int(env, 'SHIPCLOCK_WARM_UP_CALLS', 2000, 0, 10_000),
     digitaloceanApiUrl: doUrl.replace(/\/+$/, ''),
   };
 }

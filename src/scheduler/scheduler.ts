@@ -51,7 +51,7 @@ export interface SchedulerOptions {
   leaseSeconds: number;
   /** Rows claimed per statement. */
   batchSize?: number;
-  /** Webhook calls made to a throwaway local server at start, DISPATCH_CHUNK at a time (default 500; 0: none). */
+  /** Webhook calls made to a throwaway local server at start, DISPATCH_CHUNK at a time (default 2,000; 0: none). */
   warmUpCalls?: number;
   /**
    * Test only: pretend this machine's clock is off by this many ms (a process clock ahead of or
@@ -174,7 +174,7 @@ export class Scheduler {
    */
   private async warmUp(): Promise<void> {
     const provider = providerFor('webhook');
-    const calls = this.o.warmUpCalls ?? 500;
+    const calls = this.o.warmUpCalls ?? 2000;
     if (!provider || calls <= 0) return;
     const started = performance.now();
     const server = http.createServer((req, res) => {
