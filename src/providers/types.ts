@@ -76,4 +76,10 @@ export interface Provider<T = Record<string, unknown>> {
   recover?(ctx: ProviderContext<T>): Promise<StepResult>;
   /** Recalls an in-flight rollout (only when `cancellable`). */
   cancel?(ctx: ProviderContext<T>): Promise<void>;
+  /**
+   * Called when a deployment is claimed ahead of its instant (about 1.5 s), once per deployment,
+   * with its resolved target: a chance to get ready without side effects the target can see
+   * (e.g. open a connection), so that at the instant only the call remains. Must not throw.
+   */
+  prepare?(target: T): void;
 }

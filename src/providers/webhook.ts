@@ -9,6 +9,8 @@ import { createHmac } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Provider, ProviderContext, StepResult } from './types.ts';
 
 export interface WebhookTarget {
@@ -74,10 +76,84 @@ const LOG_EXCERPT_CHARS = 500;
  * node:http rather than fetch: in a burst of 1,000 calls it takes about 40 % of fetch's CPU and
  * half its memory (docs/decisions/0002).
  */
+/** Connections opened ahead of the instant (prepare()), by "host:port", until a call takes them. */
+const ready = new Map<string, Socket[]>();
+/** At most this many connections are opened ahead per host:port (a burst opens the rest at the instant). */
+const MAX_READY_PER_ORIGIN = 1000;
+/** A connection opened ahead and not taken within this long is closed. */
+const READY_IDLE_MS = 10_000;
+
+function readyKey(host: string, port: number | string): string {
+  return `${host}:${port}`;
+}
+
+function takeReady(options: { host?: string | null; hostname?: string | null; port?: number | string | null }): Socket | undefined {
+  const key = readyKey(String(options.host ?? options.hostname ?? ''), String(options.port ?? ''));
+  const list = ready.get(key);
+  while (list?.length) {
+    const socket = list.pop()!;
+    if (!socket.destroyed) {
+      socket.setTimeout(0);
+      socket.removeAllListeners('timeout');
+      socket.ref();
+      return socket;
+    }
+  }
+  return undefined;
+}
+
+/** Node's agents with one change: a new connection is one opened ahead when there is one. */
+class PreparedHttpAgent extends http.Agent {
+  override createConnection(options: Parameters<http.Agent['createConnection']>[0], cb?: Parameters<http.Agent['createConnection']>[1]) {
+    return takeReady(options as Parameters<typeof takeReady>[0]) ?? super.createConnection(options, cb);
+  }
+}
+class PreparedHttpsAgent extends https.Agent {
+  override createConnection(options: Parameters<http.Agent['createConnection']>[0], cb?: Parameters<http.Agent['createConnection']>[1]) {
+    return takeReady(options as Parameters<typeof takeReady>[0]) ?? super.createConnection(options, cb);
+  }
+}
+
 const agents = {
-  'http:': new http.Agent({ keepAlive: true }),
-  'https:': new https.Agent({ keepAlive: true }),
+  'http:': new PreparedHttpAgent({ keepAlive: true }),
+  'https:': new PreparedHttpsAgent({ keepAlive: true }),
 };
+
+/**
+ * Opens one connection (TCP, and TLS for https) to the webhook's host, for the call that will be
+ * made at the instant. Nothing is sent on it until then; unused, it closes after READY_IDLE_MS.
+ * A call to a receiver across a network then skips its handshakes (one to three round trips).
+ */
+function prepare(target: WebhookTarget): void {
+  let url: URL;
+  try {
+    url = new URL(target.url);
+  } catch {
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const key = readyKey(host, port);
+  const list = ready.get(key) ?? [];
+  if (list.length >= MAX_READY_PER_ORIGIN) return;
+  ready.set(key, list);
+  const socket = url.protocol === 'https:'
+    ? tls.connect({ host, port: Number(port), servername: net.isIP(host) ? undefined : host })
+    : net.connect({ host, port: Number(port) });
+  const forget = () => {
+    const i = list.indexOf(socket);
+    if (i >= 0) list.splice(i, 1);
+    if (!list.length && ready.get(key) === list) ready.delete(key);
+  };
+  // A connection that fails or is closed before a call takes it is simply not used.
+  socket.on('error', () => {});
+  socket.once('close', forget);
+  socket.setTimeout(READY_IDLE_MS, () => socket.destroy());
+  // Waiting for a call does not keep the process alive; a call refs it again.
+  socket.unref();
+  list.push(socket);
+}
 
 interface Answer {
   status: number;
@@ -156,4 +232,5 @@ export const webhookProvider: Provider<WebhookTarget> = {
   start: post,
   // A crash mid-request: send it again. The receiver sees the same Idempotency-Key.
   recover: post,
+  prepare,
 };

@@ -114,6 +114,8 @@ const MIN_SHARE = 50;
 const DISPATCH_CHUNK = 100;
 /** A rollout's timeout_seconds when its target does not say (the API's default). */
 const DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 1800;
+/** A deployment claimed less than this long before its instant is not prepared (Provider.prepare). */
+const PREPARE_MIN_LEAD_MS = 200;
 /** After taking its share of a burst, a process lets the others take theirs for this long. */
 const SHARE_PAUSE_MS = 100;
 
@@ -289,7 +291,15 @@ export class Scheduler {
     this.held.set(row.id, h);
     if (row.state === 'scheduled') {
       // Errors surface when the call is made (it resolves again then).
-      this.o.resolveTarget(row).then((r) => { h.resolved = r; }, () => {});
+      this.o.resolveTarget(row).then((r) => {
+        h.resolved = r;
+        // Get ready for the call (a webhook opens its connection), unless it is about to be made anyway.
+        if (h.row.due_at!.getTime() - this.dbNow() > PREPARE_MIN_LEAD_MS) {
+          try {
+            providerFor(String(row.target.type))?.prepare?.(r.target);
+          } catch { /* the call will do without */ }
+        }
+      }, () => {});
     }
     this.arm(h);
   }

@@ -1,0 +1,100 @@
+/**
+ * Webhook-provider specifics beyond the conformance suite: prepare() opens the connection ahead
+ * of the instant and the call then uses it (no handshake at the instant); a response body is read
+ * only up to its bound; a prepare that cannot connect costs the call nothing.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { after, test } from 'node:test';
+import { freePort } from '../src/db/embedded.ts';
+import type { ProviderContext } from '../src/providers/types.ts';
+import { type WebhookTarget, webhookProvider } from '../src/providers/webhook.ts';
+
+function ctx(target: Omit<WebhookTarget, 'type'>): ProviderContext<WebhookTarget> {
+  return {
+    deployment: { id: randomUUID(), teamId: 't', appId: 'a', appName: 'web', runAt: new Date(), attempt: 1, startedAt: new Date() },
+    target: { type: 'webhook', ...target }, ref: null, signal: new AbortController().signal, log: () => {},
+  };
+}
+
+/** A receiver that records each connection it accepts and the socket each request came on. */
+async function receiver(answer: (res: http.ServerResponse) => void = (res) => res.end('{}')) {
+  const connections: Array<{ socket: Socket; at: number }> = [];
+  const requests: Array<{ socket: Socket; at: number }> = [];
+  const server = http.createServer((req, res) => {
+    requests.push({ socket: req.socket, at: performance.now() });
+    req.resume();
+    req.on('end', () => answer(res));
+  });
+  server.on('connection', (socket: Socket) => connections.push({ socket, at: performance.now() }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, connections, requests };
+}
+
+const until = async (what: () => boolean, ms = 5000) => {
+  const deadline = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+test('prepare() opens the connection before the instant and the call is sent on it', async () => {
+  const rx = await receiver();
+  webhookProvider.prepare!({ type: 'webhook', url: rx.url });
+  await until(() => rx.connections.length === 1);
+  const opened = rx.connections[0];
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(rx.requests.length, 0, 'nothing is sent ahead of the call');
+
+  const result = await webhookProvider.start(ctx({ url: rx.url }));
+  assert.equal(result.kind, 'succeeded');
+  assert.equal(rx.connections.length, 1, 'no new connection at the call');
+  assert.equal(rx.requests[0].socket, opened.socket, 'the request came on the prepared connection');
+  assert.ok(rx.requests[0].at > opened.at);
+});
+
+test('one prepared connection per deployment: a burst of calls takes them all', async () => {
+  const rx = await receiver();
+  for (let i = 0; i < 20; i++) webhookProvider.prepare!({ type: 'webhook', url: rx.url });
+  await until(() => rx.connections.length === 20);
+  const results = await Promise.all(Array.from({ length: 20 }, () => webhookProvider.start(ctx({ url: rx.url }))));
+  assert.deepEqual(new Set(results.map((r) => r.kind)), new Set(['succeeded']));
+  assert.equal(rx.connections.length, 20, 'every call found its connection open');
+  assert.equal(new Set(rx.requests.map((r) => r.socket)).size, 20);
+});
+
+test('a prepare that cannot connect, or a URL it cannot use, costs the call nothing', async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/hook`;
+  webhookProvider.prepare!({ type: 'webhook', url });
+  webhookProvider.prepare!({ type: 'webhook', url: 'not a url' });
+  webhookProvider.prepare!({ type: 'webhook', url: 'ftp://example.com/x' });
+  await new Promise((r) => setTimeout(r, 100));
+  const result = await webhookProvider.start(ctx({ url }));
+  assert.equal(result.kind, 'retry');
+  assert.match((result as { error: string }).error, /ECONNREFUSED/);
+  const ftp = await webhookProvider.start(ctx({ url: 'ftp://example.com/x' }));
+  assert.deepEqual(ftp, { kind: 'failed', error: 'webhook request failed: webhook URL scheme ftp: is not http or https' });
+});
+
+test('a response body is read up to 64 KiB and no further; the status still counts', async () => {
+  const rx = await receiver((res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    // A receiver that streams without end.
+    const chunk = 'x'.repeat(16 * 1024);
+    const timer = setInterval(() => { if (!res.write(chunk)) { /* back-pressure: keep going anyway */ } }, 1);
+    res.on('close', () => clearInterval(timer));
+  });
+  const lines: string[] = [];
+  const c = { ...ctx({ url: rx.url }), log: (l: string) => lines.push(l) };
+  const result = await webhookProvider.start(c);
+  assert.equal(result.kind, 'succeeded');
+  assert.match(lines[0], /→ 200: x{500}$/, 'the log keeps a 500-character excerpt');
+});
