@@ -28,6 +28,8 @@ export interface DoInjected {
   status: 401 | 403 | 404 | 429 | 500 | 503;
   /** For 429: send `retry-after` with this many seconds (a burst-limit answer). */
   retryAfter?: number;
+  /** Only requests whose path matches (default: any request). */
+  path?: RegExp;
 }
 
 export interface DigitaloceanFake {
@@ -186,7 +188,7 @@ export async function startDigitaloceanFake(opts: { token?: string } = {}): Prom
       if (m) route = `/v2/apps/{app_id}/deployments${m[2] ? '/{deployment_id}' : ''}${m[3] ? '/cancel' : ''}`;
 
       if (req.headers.authorization !== `Bearer ${fake.token}`) return error(401, 'unauthorized', 'Unable to authenticate you.');
-      const inj = injected.find((x) => x.n > 0);
+      const inj = injected.find((x) => x.n > 0 && (!x.err.path || x.err.path.test(url.pathname)));
       if (inj) {
         inj.n -= 1;
         injected = injected.filter((x) => x.n > 0);
