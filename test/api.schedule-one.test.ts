@@ -171,3 +171,12 @@ test('nothing written: the same errors as before, nothing stored, nothing announ
   assert.equal(await count(), 0);
   assert.deepEqual(await drain(), []);
 });
+
+test('a zone named in another case is stored as the time zone database spells it', async () => {
+  const t = await team('one-zone');
+  const { iso: _iso, ...fields } = at(120_000);
+  const out = await schedule(db.pool, t.user, { app: t.app, ...fields, timezone: 'etc/utc' });
+  assert.equal(out.timezone, 'Etc/UTC');
+  const row = (await db.pool.query('SELECT timezone FROM deployments WHERE id = $1', [out.id])).rows[0];
+  assert.equal(row.timezone, 'Etc/UTC');
+});

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { Temporal } from '@js-temporal/polyfill';
 import { ValidationError } from './errors.ts';
-import { type Disambiguation, isValidZone, localTimeAt, resolveLocalTime, ZONE_CACHE_MAX, zoneCacheSize } from './time.ts';
+import { canonicalZone, type Disambiguation, isValidZone, localTimeAt, resolveLocalTime, ZONE_CACHE_MAX, zoneCacheSize } from './time.ts';
 
 const at = (year: number, month: number, day: number, hour: number, minute = 0, second = 0) => ({ year, month, day, hour, minute, second });
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -96,6 +96,10 @@ describe('resolveLocalTime', () => {
     assert.ok(isValidZone('America/Port-au-Prince'));
     assert.ok(isValidZone('EST5EDT'));
     assert.ok(isValidZone('Europe/Kyiv'));
+    assert.equal(canonicalZone('europe/berlin'), 'Europe/Berlin');
+    assert.equal(canonicalZone('utc'), 'UTC');
+    assert.equal(canonicalZone('US/Eastern'), 'US/Eastern');
+    assert.equal(canonicalZone('Mars/Olympus_Mons'), 'Mars/Olympus_Mons');
     assert.ok(isValidZone('US/Eastern'));
     assert.ok(isValidZone('UTC'));
   });

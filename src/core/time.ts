@@ -40,6 +40,8 @@ const DAY_MS = 86_400_000;
 const MAX_FAST_MS = 253_402_300_799_999;
 
 interface Zone {
+  /** The name as the time zone database spells it ("europe/berlin" → "Europe/Berlin"). */
+  id: string;
   /** The zone is UTC itself: no formatter needed. */
   utc: boolean;
   /** Formats an instant as the zone's wall time, "1/15/2027, 09:00:00"; undefined: Temporal only. */
@@ -79,7 +81,7 @@ function zoneOf(zone: string): Zone | undefined {
     return undefined;
   }
   if (/^[+-]/.test(id)) return undefined;
-  const z: Zone = { utc: id === 'UTC', fmt: undefined };
+  const z: Zone = { id, utc: id === 'UTC', fmt: undefined };
   if (!z.utc && !/^[+-]/.test(id)) {
     try {
       // The polyfill's own formatter options, with h23 instead of its era and "24" workarounds:
@@ -115,6 +117,14 @@ function formatOffset(offsetMs: number): string {
 /** True when `zone` names a time zone the runtime knows (IANA names and their aliases, not fixed offsets). */
 export function isValidZone(zone: string): boolean {
   return zoneOf(zone) !== undefined;
+}
+
+/**
+ * A zone name as the time zone database spells it ("europe/berlin" → "Europe/Berlin"; an alias
+ * such as "US/Eastern" stays itself); an unknown name is returned as given.
+ */
+export function canonicalZone(zone: string): string {
+  return zoneOf(zone)?.id ?? zone;
 }
 
 /**

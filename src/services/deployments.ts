@@ -6,7 +6,7 @@
 import { recordAudit } from '../audit/record.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isFinal } from '../core/state.ts';
-import { type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
+import { canonicalZone, type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import {
   type ApiRow, type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, insertScheduled, isFiring, listDeployments, updateSchedule,
@@ -119,6 +119,7 @@ function dependencyTime(res: Resolved, zone: string, lead: number, now: number) 
 }
 
 export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
+  input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
   const lead = input.dependency_lead_seconds ?? DEFAULT_DEPENDENCY_LEAD_SECONDS;
   const expires = input.expires_after_seconds ?? DEFAULT_EXPIRES_AFTER_SECONDS;
@@ -203,6 +204,7 @@ function assertMovable(row: DeploymentRow & { lease_until?: Date | null }, now: 
 }
 
 export async function reschedule(pool: Pool, actor: User, id: string, input: TimeInput) {
+  input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
   return inTransaction(pool, async (c) => {
     const now = await dbNow(c);
