@@ -92,7 +92,8 @@ function takeReady(options: { host?: string | null; hostname?: string | null; po
   const list = ready.get(key);
   while (list?.length) {
     const socket = list.pop()!;
-    if (!socket.destroyed) {
+    // One the server has closed (or begun to) is not used: the call would meet a reset.
+    if (!socket.destroyed && !socket.readableEnded && !socket.writableEnded) {
       socket.setTimeout(0);
       socket.removeAllListeners('timeout');
       socket.ref();
