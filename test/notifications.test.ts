@@ -252,6 +252,27 @@ test('API: owners manage subscriptions; a failed deployment is delivered, signed
     assert.notEqual(page1.body.result[0].id, page2.body.result[0].id);
     assert.ok(!JSON.stringify([page1.body, page2.body]).includes('notify-secret'));
 
+    // PATCH changes what it is given and nothing else; the secret stays write-only.
+    const id = extra.body.id;
+    assert.equal((await server.api('PATCH', `/v1/notifications/${id}`, { events: ['failed'] }, viewerToken)).status, 403);
+    const empty = await server.api('PATCH', `/v1/notifications/${id}`, {}, t);
+    assert.equal(empty.status, 400, JSON.stringify(empty.body));
+    assert.equal((await server.api('PATCH', `/v1/notifications/${id}`, { colour: 'red' }, t)).status, 400);
+    assert.equal((await server.api('PATCH', `/v1/notifications/${id}`, { url: 'ftp://x' }, t)).status, 400);
+    const changed = await server.api('PATCH', `/v1/notifications/${id}`, { events: ['failed', 'skipped'], format: 'slack' }, t);
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    assert.deepEqual([changed.body.url, changed.body.events, changed.body.format, changed.body.has_secret], [`${slack.url}/2`, ['failed', 'skipped'], 'slack', false]);
+    const signed = await server.api('PATCH', `/v1/notifications/${id}`, { secret: 'patched-secret' }, t);
+    assert.equal(signed.body.has_secret, true);
+    assert.ok(!JSON.stringify(signed.body).includes('patched-secret'));
+    const unsigned = await server.api('PATCH', `/v1/notifications/${id}`, { secret: null }, t);
+    assert.equal(unsigned.body.has_secret, false);
+    assert.deepEqual(unsigned.body.events, ['failed', 'skipped'], 'what was not given is kept');
+    assert.equal((await server.api('PATCH', '/v1/notifications/00000000-0000-4000-8000-000000000000', { format: 'json' }, t)).status, 404);
+    const audit = await server.api('GET', `/v1/audit?action=notification.update&target_id=${id}`, undefined, t);
+    assert.equal(audit.body.result.length, 3);
+    assert.ok(!JSON.stringify(audit.body).includes('patched-secret'));
+
     assert.equal((await server.api('DELETE', `/v1/notifications/${extra.body.id}`, undefined, t)).status, 204);
     assert.equal((await server.api('DELETE', `/v1/notifications/${extra.body.id}`, undefined, t)).status, 404);
 

@@ -12,6 +12,7 @@ import {
   type NotifyEvent,
   type NotifyFormat,
   type SubscriptionRow,
+  updateSubscription,
 } from '../db/sql/notifications.ts';
 import type { SecretBox } from '../secrets/box.ts';
 import type { User } from '../services/auth.ts';
@@ -62,6 +63,38 @@ export async function listNotifications(pool: Pool, actor: User, limit: number, 
   const rows = await listSubscriptions(pool, actor.team_id, { after: after ? { createdAt: after[0], id: after[1] } : null, limit: limit + 1 });
   const p = page(rows, limit, (r) => [r.cursor_at, r.id]);
   return { result: p.result.map(toApi), next_cursor: p.next_cursor };
+}
+
+export interface NotificationChange {
+  url?: string;
+  events?: NotifyEvent[];
+  format?: NotifyFormat;
+  /** A new signing secret, or null to stop signing. */
+  secret?: string | null;
+}
+
+/** Changes a subscription in place; deliveries still queued follow the change. */
+export async function updateNotification(pool: Pool, box: SecretBox, actor: User, id: string, input: NotificationChange) {
+  const events = input.events ? [...new Set(input.events)] : undefined;
+  return inTransaction(pool, async (c) => {
+    const row = await updateSubscription(c, actor.team_id, id, {
+      url: input.url,
+      events,
+      format: input.format,
+      secret: input.secret === undefined ? undefined : input.secret === null ? null : box.seal(input.secret),
+    });
+    if (!row) throw new NotFoundError('notification');
+    await recordAudit(c, {
+      teamId: actor.team_id, actorId: actor.id, action: 'notification.update', targetId: id,
+      details: {
+        ...(input.url !== undefined ? { host: hostOf(input.url) } : {}),
+        ...(events ? { events } : {}),
+        ...(input.format ? { format: input.format } : {}),
+        ...(input.secret !== undefined ? { signed: input.secret !== null } : {}),
+      },
+    });
+    return toApi(row);
+  });
 }
 
 export async function deleteNotification(pool: Pool, actor: User, id: string): Promise<void> {

@@ -5,10 +5,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { NOTIFY_EVENTS } from '../../db/sql/notifications.ts';
-import { createNotification, deleteNotification, listNotifications } from '../../notifications/service.ts';
+import { createNotification, deleteNotification, listNotifications, updateNotification } from '../../notifications/service.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
-import { IdParams, ListQuery, Page } from '../schemas.ts';
+import { ErrorBody, IdParams, ListQuery, Page } from '../schemas.ts';
 
 const NotifyEvent = Type.Union(NOTIFY_EVENTS.map((e) => Type.Literal(e)));
 const NotifyFormat = Type.Union([Type.Literal('json'), Type.Literal('slack')], {
@@ -23,6 +23,19 @@ export const NotificationCreate = Type.Object(
     secret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'HMAC-SHA256 key for X-Shipclock-Signature; write-only' })),
   },
   { additionalProperties: false },
+);
+
+export const NotificationUpdate = Type.Object(
+  {
+    url: Type.Optional(NotificationCreate.properties.url),
+    events: Type.Optional(NotificationCreate.properties.events),
+    format: Type.Optional(NotifyFormat),
+    secret: Type.Optional(Type.Union([
+      Type.String({ minLength: 1, maxLength: 1024 }),
+      Type.Null(),
+    ], { description: 'a new HMAC-SHA256 key (write-only), or null to stop signing' })),
+  },
+  { additionalProperties: false, minProperties: 1 },
 );
 
 export const Notification = Type.Object({
@@ -48,6 +61,14 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   app.get('/v1/notifications', {
     schema: { tags: ['notifications'], summary: 'List notification subscriptions (owners)', querystring: Type.Object(ListQuery, { additionalProperties: false }), response: { 200: Page(Notification) } },
   }, async (req) => listNotifications(ctx.pool, requireRole(req, 'owner'), req.query.limit ?? 50, req.query.cursor));
+
+  app.patch('/v1/notifications/:id', {
+    schema: {
+      tags: ['notifications'],
+      summary: 'Change a subscription\'s url, events, format or secret (owners); queued deliveries follow the change',
+      params: IdParams, body: NotificationUpdate, response: { 200: Notification, 404: ErrorBody },
+    },
+  }, async (req) => updateNotification(ctx.pool, ctx.box, requireRole(req, 'owner'), req.params.id, req.body));
 
   app.delete('/v1/notifications/:id', {
     schema: { tags: ['notifications'], summary: 'Delete a subscription and its pending deliveries (owners)', params: IdParams, response: { 204: Type.Null() } },

@@ -50,6 +50,27 @@ export async function listSubscriptions(
   return rows;
 }
 
+/**
+ * Changes what is given (undefined: kept; `secret: null` removes it). Queued deliveries read the
+ * subscription when they are sent, so they follow the change. Null when the team has no such one.
+ */
+export async function updateSubscription(
+  db: Queryable,
+  teamId: string,
+  id: string,
+  s: { url?: string; events?: NotifyEvent[]; format?: NotifyFormat; secret?: Buffer | null },
+): Promise<SubscriptionRow | null> {
+  const { rows } = await db.query<SubscriptionRow>(
+    `UPDATE notification_subscriptions
+        SET url = COALESCE($3, url), events = COALESCE($4, events), format = COALESCE($5, format),
+            secret = CASE WHEN $6::boolean THEN $7 ELSE secret END
+      WHERE team_id = $1 AND id = $2
+      RETURNING ${SUBSCRIPTION_COLUMNS}`,
+    [teamId, id, s.url ?? null, s.events ?? null, s.format ?? null, s.secret !== undefined, s.secret ?? null],
+  );
+  return rows[0] ?? null;
+}
+
 /** Deletes a subscription and its queued deliveries. False when the team has no such subscription. */
 export async function deleteSubscription(db: Queryable, teamId: string, id: string): Promise<boolean> {
   const { rowCount } = await db.query('DELETE FROM notification_subscriptions WHERE team_id = $1 AND id = $2', [teamId, id]);
