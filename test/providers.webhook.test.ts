@@ -98,3 +98,17 @@ test('a response body is read up to 64 KiB and no further; the status still coun
   assert.equal(result.kind, 'succeeded');
   assert.match(lines[0], /→ 200: x{500}$/, 'the log keeps a 500-character excerpt');
 });
+
+test('a connection opened for http:// is never used for https:// to the same host and port', async () => {
+  const rx = await receiver();
+  webhookProvider.prepare!({ type: 'webhook', url: rx.url });
+  await until(() => rx.connections.length === 1);
+  // The receiver speaks plain HTTP: a call meant for https must not go out unencrypted on the
+  // plain connection (it would be answered 200); it must attempt TLS and fail.
+  const result = await webhookProvider.start(ctx({ url: rx.url.replace('http:', 'https:'), timeout_seconds: 5 }));
+  assert.equal(result.kind, 'retry', JSON.stringify(result));
+  assert.equal(rx.requests.length, 0, 'nothing was sent in plain text');
+  const plain = await webhookProvider.start(ctx({ url: rx.url }));
+  assert.equal(plain.kind, 'succeeded');
+  assert.equal(rx.requests[0].socket, rx.connections[0].socket, 'the http call took the connection opened for it');
+});

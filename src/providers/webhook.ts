@@ -70,25 +70,23 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 const LOG_EXCERPT_CHARS = 500;
 
 /**
- * Keep-alive connection pools, one per scheme, shared by every webhook call of the process. An
- * idle connection is closed a second before the server's Keep-Alive timeout hint, so a call
- * rarely meets a connection the server is closing (if it does, that is a network error: retried).
- * node:http rather than fetch: in a burst of 1,000 calls it takes about 40 % of fetch's CPU and
- * half its memory (docs/decisions/0002).
+ * Connections opened ahead of the instant (prepare()), by "scheme//host:port", until a call takes
+ * them: a plain one is never handed to an https call, nor a TLS one to an http call.
  */
-/** Connections opened ahead of the instant (prepare()), by "host:port", until a call takes them. */
 const ready = new Map<string, Socket[]>();
 /** At most this many connections are opened ahead per host:port (a burst opens the rest at the instant). */
 const MAX_READY_PER_ORIGIN = 1000;
 /** A connection opened ahead and not taken within this long is closed. */
 const READY_IDLE_MS = 10_000;
 
-function readyKey(host: string, port: number | string): string {
-  return `${host}:${port}`;
+type Scheme = 'http:' | 'https:';
+
+function readyKey(scheme: Scheme, host: string, port: number | string): string {
+  return `${scheme}//${host}:${port}`;
 }
 
-function takeReady(options: { host?: string | null; hostname?: string | null; port?: number | string | null }): Socket | undefined {
-  const key = readyKey(String(options.host ?? options.hostname ?? ''), String(options.port ?? ''));
+function takeReady(scheme: Scheme, options: { host?: string | null; hostname?: string | null; port?: number | string | null }): Socket | undefined {
+  const key = readyKey(scheme, String(options.host ?? options.hostname ?? ''), String(options.port ?? ''));
   const list = ready.get(key);
   while (list?.length) {
     const socket = list.pop()!;
@@ -106,15 +104,22 @@ function takeReady(options: { host?: string | null; hostname?: string | null; po
 /** Node's agents with one change: a new connection is one opened ahead when there is one. */
 class PreparedHttpAgent extends http.Agent {
   override createConnection(options: Parameters<http.Agent['createConnection']>[0], cb?: Parameters<http.Agent['createConnection']>[1]) {
-    return takeReady(options as Parameters<typeof takeReady>[0]) ?? super.createConnection(options, cb);
+    return takeReady('http:', options as Parameters<typeof takeReady>[1]) ?? super.createConnection(options, cb);
   }
 }
 class PreparedHttpsAgent extends https.Agent {
   override createConnection(options: Parameters<http.Agent['createConnection']>[0], cb?: Parameters<http.Agent['createConnection']>[1]) {
-    return takeReady(options as Parameters<typeof takeReady>[0]) ?? super.createConnection(options, cb);
+    return takeReady('https:', options as Parameters<typeof takeReady>[1]) ?? super.createConnection(options, cb);
   }
 }
 
+/**
+ * Keep-alive connection pools, one per scheme, shared by every webhook call of the process. An
+ * idle connection is closed a second before the server's Keep-Alive timeout hint, so a call
+ * rarely meets a connection the server is closing (if it does, that is a network error: retried).
+ * node:http rather than fetch: in a burst of 1,000 calls it takes about 40 % of fetch's CPU and
+ * half its memory (docs/decisions/0002).
+ */
 const agents = {
   'http:': new PreparedHttpAgent({ keepAlive: true }),
   'https:': new PreparedHttpsAgent({ keepAlive: true }),
@@ -135,7 +140,7 @@ function prepare(target: WebhookTarget): void {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  const key = readyKey(host, port);
+  const key = readyKey(url.protocol, host, port);
   const list = ready.get(key) ?? [];
   if (list.length >= MAX_READY_PER_ORIGIN) return;
   ready.set(key, list);
