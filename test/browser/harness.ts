@@ -1,16 +1,17 @@
 /**
- * Shared set-up for the browser tests: Debian's Chromium driven by playwright-core (headless, no
- * network beyond the test server), the UI built on demand, console errors collected, and a
- * screenshot saved to test-results/ when a test fails.
+ * Shared set-up for the browser tests: a Chromium (SHIPCLOCK_CHROMIUM, a system one, or the one
+ * shipped in the @sparticuz/chromium devDependency: ./chromium.ts) driven by playwright-core
+ * (headless, no network beyond the test server), the UI built on demand, console errors
+ * collected, and a screenshot saved to test-results/ when a test fails.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { findChromium } from './chromium.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CHROMIUM = process.env.SHIPCLOCK_CHROMIUM ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -29,14 +30,9 @@ export function ensureUiBuilt(): void {
 }
 
 export async function launch(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: the browser tests need Debian's chromium package ` +
-        '(apt-get install -y chromium; .ci/run installs it) or SHIPCLOCK_CHROMIUM pointing at a Chromium binary',
-    );
-  }
+  const binary = await findChromium();
   ensureUiBuilt();
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  return chromium.launch({ executablePath: binary.path, args: CHROMIUM_ARGS, headless: true, env: { ...process.env, ...binary.env } as Record<string, string> });
 }
 
 export interface Tab {
