@@ -25,6 +25,41 @@ export interface Config {
   leaseSeconds: number;
   warmUpCalls: number;
   digitaloceanApiUrl: string;
+  /** LOG_FORMAT: readable lines ('pretty') or one JSON object a line; unset: pretty on a terminal, JSON otherwise. */
+  logFormat: 'json' | 'pretty';
+  /** SHIPCLOCK_PUBLIC_URL: the origin people and identity providers reach this server at, without a trailing slash. */
+  publicUrl: string | undefined;
+  /** Failed sign-ins allowed per email and per client address within the window (shared by every process). */
+  loginLimits: LoginLimits;
+  /** Single sign-on; undefined when SHIPCLOCK_OIDC_ISSUER is unset. */
+  oidc: OidcConfig | undefined;
+}
+
+export interface LoginLimits {
+  perEmail: number;
+  perAddress: number;
+  windowSeconds: number;
+}
+
+/** One entry of SHIPCLOCK_OIDC_GROUPS: members of `group` ("*": anyone) join `team` (a name or id) with `role`. */
+export interface OidcGroupRule {
+  group: string;
+  team: string;
+  role: 'owner' | 'deployer' | 'viewer';
+}
+
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  /** Unset: a public client, authenticated by PKCE alone. */
+  clientSecret: string | undefined;
+  scopes: string;
+  /** The claim holding the user's groups (an array of strings, or one string). */
+  groupsClaim: string;
+  /** In order: the first rule matching one of the user's groups decides team and role. */
+  groups: OidcGroupRule[];
+  /** `${publicUrl}/v1/auth/oidc/callback` */
+  redirectUri: string;
 }
 
 export class ConfigError extends Error {}
@@ -39,6 +74,77 @@ function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max
   return n;
 }
 
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** An absolute http(s) URL with nothing after the host but an optional "/": an origin. */
+function publicUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.SHIPCLOCK_PUBLIC_URL;
+  if (!raw) return undefined;
+  let u: URL | undefined;
+  try {
+    u = new URL(raw);
+  } catch { /* reported below */ }
+  if (!u || !/^https?:$/.test(u.protocol) || u.pathname !== '/' || u.search || u.hash || u.username || u.password || raw.includes('?') || raw.includes('#')) {
+    throw new ConfigError(`SHIPCLOCK_PUBLIC_URL must be an absolute http(s) URL without a path, query or fragment, such as https://shipclock.example.com, got "${raw}"`);
+  }
+  return u.origin;
+}
+
+function oidcConfig(env: NodeJS.ProcessEnv, publicUrlValue: string | undefined): OidcConfig | undefined {
+  const issuer = env.SHIPCLOCK_OIDC_ISSUER;
+  if (!issuer) {
+    for (const name of ['SHIPCLOCK_OIDC_CLIENT_ID', 'SHIPCLOCK_OIDC_CLIENT_SECRET', 'SHIPCLOCK_OIDC_GROUPS']) {
+      if (env[name]) throw new ConfigError(`${name} is set but SHIPCLOCK_OIDC_ISSUER is not: set the issuer to turn single sign-on on`);
+    }
+    return undefined;
+  }
+  let u: URL | undefined;
+  try {
+    u = new URL(issuer);
+  } catch { /* reported below */ }
+  // Plain http only to this machine (a provider in a test or on localhost): tokens travel there.
+  if (!u || !(u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK.has(u.hostname)))) {
+    throw new ConfigError(`SHIPCLOCK_OIDC_ISSUER must be an https URL (http only for localhost), got "${issuer}"`);
+  }
+  const clientId = env.SHIPCLOCK_OIDC_CLIENT_ID;
+  if (!clientId) throw new ConfigError('SHIPCLOCK_OIDC_CLIENT_ID is required with SHIPCLOCK_OIDC_ISSUER');
+  if (!publicUrlValue) throw new ConfigError('SHIPCLOCK_PUBLIC_URL is required with SHIPCLOCK_OIDC_ISSUER: the identity provider sends people back to <SHIPCLOCK_PUBLIC_URL>/v1/auth/oidc/callback');
+  const scopes = (env.SHIPCLOCK_OIDC_SCOPES || 'openid email profile').trim().split(/\s+/);
+  if (!scopes.includes('openid')) throw new ConfigError(`SHIPCLOCK_OIDC_SCOPES must include openid, got "${env.SHIPCLOCK_OIDC_SCOPES}"`);
+  return {
+    issuer,
+    clientId,
+    clientSecret: env.SHIPCLOCK_OIDC_CLIENT_SECRET || undefined,
+    scopes: scopes.join(' '),
+    groupsClaim: env.SHIPCLOCK_OIDC_GROUPS_CLAIM || 'groups',
+    groups: oidcGroups(env.SHIPCLOCK_OIDC_GROUPS),
+    redirectUri: `${publicUrlValue}/v1/auth/oidc/callback`,
+  };
+}
+
+function oidcGroups(raw: string | undefined): OidcGroupRule[] {
+  const example = `[{"group":"platform","team":"default","role":"owner"}]`;
+  if (!raw) throw new ConfigError(`SHIPCLOCK_OIDC_GROUPS is required with SHIPCLOCK_OIDC_ISSUER: a JSON array of {group, team, role}, e.g. ${example}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`SHIPCLOCK_OIDC_GROUPS is not valid JSON; expected an array of {group, team, role}, e.g. ${example}`);
+  }
+  if (!Array.isArray(v) || v.length === 0) throw new ConfigError(`SHIPCLOCK_OIDC_GROUPS must be a non-empty JSON array of {group, team, role}, e.g. ${example}`);
+  return v.map((r: unknown, i) => {
+    const o = r as Record<string, unknown>;
+    const where = `SHIPCLOCK_OIDC_GROUPS[${i}]`;
+    if (!o || typeof o !== 'object' || Array.isArray(o)) throw new ConfigError(`${where} must be an object {group, team, role}`);
+    const extra = Object.keys(o).filter((k) => !['group', 'team', 'role'].includes(k));
+    if (extra.length) throw new ConfigError(`${where} has unknown field ${extra[0]}; expected {group, team, role}`);
+    if (typeof o.group !== 'string' || !o.group) throw new ConfigError(`${where}.group must be a non-empty string (a group name, or "*" for anyone)`);
+    if (typeof o.team !== 'string' || !o.team) throw new ConfigError(`${where}.team must be a non-empty string (a team name or id)`);
+    if (o.role !== 'owner' && o.role !== 'deployer' && o.role !== 'viewer') throw new ConfigError(`${where}.role must be owner, deployer or viewer, got ${JSON.stringify(o.role)}`);
+    return { group: o.group, team: o.team, role: o.role };
+  });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL || 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
@@ -50,6 +156,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const doUrl = env.SHIPCLOCK_DIGITALOCEAN_API_URL || 'https://api.digitalocean.com';
   if (!/^https?:\/\//.test(doUrl)) throw new ConfigError('SHIPCLOCK_DIGITALOCEAN_API_URL must be an http(s) URL');
+  const logFormat = env.LOG_FORMAT || (process.stdout.isTTY ? 'pretty' : 'json');
+  if (logFormat !== 'json' && logFormat !== 'pretty') throw new ConfigError(`LOG_FORMAT must be json or pretty, got "${logFormat}"`);
+  const pub = publicUrl(env);
   return {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: env.HOST || '127.0.0.1',
@@ -66,5 +175,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSeconds: int(env, 'SHIPCLOCK_LEASE_SECONDS', 30, 5, 3600),
     warmUpCalls: int(env, 'SHIPCLOCK_WARM_UP_CALLS', 2000, 0, 10_000),
     digitaloceanApiUrl: doUrl.replace(/\/+$/, ''),
+    logFormat,
+    publicUrl: pub,
+    loginLimits: {
+      perEmail: int(env, 'SHIPCLOCK_LOGIN_MAX_FAILURES_PER_EMAIL', 10, 1, 10_000),
+      perAddress: int(env, 'SHIPCLOCK_LOGIN_MAX_FAILURES_PER_ADDRESS', 100, 1, 100_000),
+      windowSeconds: int(env, 'SHIPCLOCK_LOGIN_FAILURE_WINDOW_SECONDS', 900, 1, 86_400),
+    },
+    oidc: oidcConfig(env, pub),
   };
 }

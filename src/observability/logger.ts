@@ -1,11 +1,14 @@
 /**
- * Structured JSON logs (pino), one line per event, level from LOG_LEVEL. Fields that may hold
+ * Structured JSON logs (pino), one line per event, level from LOG_LEVEL; LOG_FORMAT=pretty (the
+ * default on a terminal) prints readable lines instead, through pino-pretty, after redaction. Fields that may hold
  * secrets are redacted wherever they appear in a logged object, down to four levels deep (a
  * request body's `target.secret`, a credential's `secret_access_key`, any `authorization`
  * header). Log lines about a deployment carry `deployment_id`, `app` and `team`: use
  * deploymentLogger().
  */
+import { createRequire } from 'node:module';
 import pino from 'pino';
+import type PinoPretty from 'pino-pretty';
 
 /** Keys whose values never reach a log line. */
 export const SECRET_KEYS = [
@@ -25,16 +28,33 @@ export const REDACT_PATHS = SECRET_KEYS.flatMap((key) => {
 
 export type Logger = pino.Logger;
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: 'shipclock', pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    },
-    destination,
-  );
+/**
+ * `format: 'pretty'` writes readable lines (time, level, message, then the fields) to
+ * `destination` (default stdout), colored when stdout is a terminal. pino redacts before either
+ * format sees the object, so a secret is "[redacted]" in both.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream, format: 'json' | 'pretty' = 'json'): Logger {
+  const options: pino.LoggerOptions = {
+    level,
+    base: { service: 'shipclock', pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  };
+  if (format === 'pretty') return pino(options, prettyStream(destination));
+  return pino(options, destination);
+}
+
+function prettyStream(destination: pino.DestinationStream | undefined): pino.DestinationStream {
+  // Loaded only for pretty output: a server writing JSON never pays for it.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  return pretty({
+    colorize: destination === undefined && process.stdout.isTTY === true,
+    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+    singleLine: true,
+    sync: true,
+    ...(destination ? { destination: destination as unknown as NodeJS.WritableStream } : {}),
+  });
 }
 
 /** A child logger whose every line names the deployment, its app and its team. */
