@@ -22,6 +22,7 @@ import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
 import { AuthService, bootstrapAdmin } from './services/auth.ts';
 import { loadCredentials } from './services/credentials.ts';
+import { OidcService } from './services/oidc.ts';
 import type { TargetResolver } from './services/deployments.ts';
 
 export type Role = 'serve' | 'worker';
@@ -70,7 +71,7 @@ export function makeTargetResolver(pool: Pool, box: SecretBox): TargetResolver {
 
 export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = process.env, logger?: Logger): Promise<Shipclock> {
   const config = loadConfig(env);
-  const log = logger ?? createLogger(config.logLevel);
+  const log = logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
@@ -109,8 +110,12 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
     prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds, warmUpCalls: config.warmUpCalls,
     resolveTarget: (row) => resolveTarget(row),
   });
+  const auth = new AuthService(pool, config.tokenTtlSeconds, { limits: config.loginLimits });
+  const oidc = config.oidc && new OidcService(config.oidc, {
+    pool, box, auth, logger: log, secureCookie: config.publicUrl?.startsWith('https:') === true,
+  });
   const api = await buildApi({
-    config, pool, box, auth: new AuthService(pool, config.tokenTtlSeconds), hub: new EventsHub(listener), logger: log, resolveTarget, role,
+    config, pool, box, auth, oidc, hub: new EventsHub(listener), logger: log, resolveTarget, role,
   });
   const address = await api.listen({ port: config.port, host: config.host });
   scheduler.start();
@@ -163,7 +168,7 @@ export async function runServer(role: Role): Promise<void> {
 
 export async function runMigrate(): Promise<void> {
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
   let embedded: EmbeddedDatabase | undefined;
   let url = config.databaseUrl;
   if (!url) {

@@ -12,6 +12,7 @@ import { Ajv } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Bindings, ChildLoggerOptions } from 'fastify/types/logger.js';
+import { ShipclockError } from '../core/errors.ts';
 import { registry } from '../observability/metrics.ts';
 import { WEB_DIR } from '../paths.ts';
 import { authenticate } from './auth.ts';
@@ -20,6 +21,11 @@ import { installErrorHandler } from './errors.ts';
 import { registerRoutes } from './routes/index.ts';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** /v1 routes that need no bearer token: signing in. */
+const PUBLIC_ROUTES = new Set(['/v1/auth/login', '/v1/auth/methods', '/v1/auth/oidc/login', '/v1/auth/oidc/callback', '/v1/auth/oidc/exchange']);
+/** What a user signed in with the printed one-time password may use before changing it. */
+const BEFORE_PASSWORD_CHANGE = new Set(['/v1/me', '/v1/me/password']);
 
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
@@ -142,8 +148,11 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(async (v1) => {
     v1.addHook('onRequest', async (request) => {
       const route = request.routeOptions.url ?? '';
-      if (route === '/v1/auth/login') return;
+      if (PUBLIC_ROUTES.has(route)) return;
       await authenticate(ctx.auth, request, route === '/v1/events');
+      if (request.user.password_change_required && !BEFORE_PASSWORD_CHANGE.has(route)) {
+        throw new ShipclockError(403, 'password_change_required', 'you signed in with the one-time password: change it first (POST /v1/me/password)');
+      }
     });
     await registerRoutes(v1 as unknown as FastifyInstance, ctx);
   });

@@ -1,10 +1,12 @@
 import type { FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../core/errors.ts';
-import type { AuthService, Role, User } from '../services/auth.ts';
+import type { AuthService, Role, TokenInfo, User } from '../services/auth.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     user: User;
+    /** The token the request came with: a login token or an API token. */
+    authToken: TokenInfo;
   }
 }
 
@@ -26,5 +28,12 @@ export function bearerToken(request: FastifyRequest, allowQuery = false): string
 }
 
 export async function authenticate(auth: AuthService, request: FastifyRequest, allowQuery = false): Promise<void> {
-  request.user = await auth.authenticate(bearerToken(request, allowQuery));
+  const a = await auth.authenticateToken(bearerToken(request, allowQuery));
+  request.user = a.user;
+  request.authToken = a.token;
+}
+
+/** Throws 403 when the request came with an API token: `what` is for people signed in. */
+export function requireLoginToken(request: FastifyRequest, what: string): void {
+  if (request.authToken?.kind === 'api') throw new ForbiddenError(`an API token cannot ${what}; sign in as yourself`);
 }

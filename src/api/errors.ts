@@ -4,7 +4,7 @@
  * log has them). A client can never provoke a stack trace in a response.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ShipclockError } from '../core/errors.ts';
+import { RateLimitedError, ShipclockError } from '../core/errors.ts';
 
 function fieldOf(err: FastifyError): string | undefined {
   const v = err.validation?.[0];
@@ -29,6 +29,7 @@ function validationMessage(err: FastifyError, field: string | undefined): string
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof ShipclockError) {
+      if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSeconds));
       return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
     }
     if (err.validation) {

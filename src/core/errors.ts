@@ -46,3 +46,10 @@ export class UnauthorizedError extends ShipclockError {
     super(401, 'unauthorized', message);
   }
 }
+
+/** Too many attempts (429); the API answers with `retry-after: retryAfterSeconds`. */
+export class RateLimitedError extends ShipclockError {
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(429, 'too_many_attempts', message);
+  }
+}

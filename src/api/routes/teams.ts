@@ -1,12 +1,19 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { addMember, createTeam, listMembers } from '../../services/teams.ts';
+import { addMember, createTeam, listMembers, removeMember, updateMember } from '../../services/teams.ts';
 import type { ApiContext } from '../context.ts';
-import { IdParams } from '../schemas.ts';
+import { IdParams, ListQuery, Page, Uuid } from '../schemas.ts';
 
 const Role = Type.Union([Type.Literal('owner'), Type.Literal('deployer'), Type.Literal('viewer')]);
 const Member = Type.Object({ id: Type.String(), email: Type.String(), role: Role });
+const MemberListed = Type.Object({
+  id: Type.String(), email: Type.String(), role: Role,
+  admin: Type.Boolean({ description: 'an instance admin (may create teams)' }),
+  sso: Type.Boolean({ description: 'signs in through single sign-on; the identity provider sets its role at each sign-in' }),
+  created_at: Type.String({ format: 'date-time' }),
+});
+const MemberParams = Type.Object({ id: Uuid, user_id: Uuid });
 
 export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -32,6 +39,33 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   }, async (req, reply) => reply.status(201).send(await addMember(ctx.pool, req.user, req.params.id, req.body)));
 
   app.get('/v1/teams/:id/members', {
-    schema: { tags: ['teams'], summary: 'List a team\'s members', params: IdParams, response: { 200: Type.Object({ result: Type.Array(Member), next_cursor: Type.Null() }) } },
-  }, async (req) => ({ result: await listMembers(ctx.pool, req.user, req.params.id), next_cursor: null }));
+    schema: {
+      tags: ['teams'], summary: 'List a team\'s members (instance admins, or the team\'s owners), by email',
+      params: IdParams, querystring: Type.Object(ListQuery, { additionalProperties: false }), response: { 200: Page(MemberListed) },
+    },
+  }, async (req) => listMembers(ctx.pool, req.user, req.params.id, req.query.limit ?? 50, req.query.cursor));
+
+  app.patch('/v1/teams/:id/members/:user_id', {
+    schema: {
+      tags: ['teams'], summary: 'Change a member\'s role (instance admins, or the team\'s owners); 409 last_owner for the last owner',
+      params: MemberParams,
+      body: Type.Object({ role: Role }, { additionalProperties: false }),
+      response: { 200: Member },
+    },
+  }, async (req) => {
+    const m = await updateMember(ctx.pool, ctx.auth, req.user, req.params.id, req.params.user_id, req.body.role);
+    return { id: m.id, email: m.email, role: m.role };
+  });
+
+  app.delete('/v1/teams/:id/members/:user_id', {
+    schema: {
+      tags: ['teams'],
+      summary: 'Remove a member (instance admins, or the team\'s owners): its tokens stop working within a second; what it scheduled stays. 409 last_owner for the last owner',
+      params: MemberParams,
+      response: { 204: Type.Null() },
+    },
+  }, async (req, reply) => {
+    await removeMember(ctx.pool, ctx.auth, req.user, req.params.id, req.params.user_id);
+    return reply.status(204).send(null);
+  });
 }
