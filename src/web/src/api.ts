@@ -14,6 +14,10 @@ export interface Me {
   team: { id: string; name: string };
   role: Role;
   admin: boolean;
+  /** Signed in with the printed one-time password: the UI shows only the change form. */
+  password_change_required?: boolean;
+  /** Signs in through single sign-on. */
+  sso?: boolean;
 }
 
 export type Target =
@@ -215,3 +219,45 @@ export function can(me: Me | null, action: 'schedule' | 'manage'): boolean {
   if (action === 'manage') return me.role === 'owner';
   return me.role === 'owner' || me.role === 'deployer';
 }
+
+/** A member of a team, as GET /v1/teams/{id}/members lists it. */
+export interface Member {
+  id: string;
+  email: string;
+  role: Role;
+  admin: boolean;
+  sso: boolean;
+  created_at: string;
+}
+
+/** An API token for CI (never its secret, but once: `token` in the creation answer). */
+export interface ApiToken {
+  id: string;
+  name: string;
+  role: Role;
+  created_at: string;
+  expires_at: string;
+  last_used_at: string | null;
+}
+
+/** Accounts: passwords, single sign-on, members and API tokens (issue 16). */
+export const accountsApi = {
+  authMethods: () => request<{ password: boolean; sso: boolean }>('GET', '/v1/auth/methods'),
+  ssoExchange: (code: string) =>
+    request<{ access_token: string; token_type: string; expires_in: number }>('POST', '/v1/auth/oidc/exchange', { code }),
+  changePassword: (current_password: string, new_password: string) =>
+    request<null>('POST', '/v1/me/password', { current_password, new_password }),
+
+  listMembers: (teamId: string, cursor?: string | null) =>
+    request<ListPage<Member>>('GET', `/v1/teams/${encodeURIComponent(teamId)}/members${query({ cursor, limit: 500 })}`),
+  addMember: (teamId: string, body: { email: string; password: string; role: Role }) =>
+    request<{ id: string; email: string; role: Role }>('POST', `/v1/teams/${encodeURIComponent(teamId)}/members`, body),
+  updateMember: (teamId: string, userId: string, role: Role) =>
+    request<{ id: string; email: string; role: Role }>('PATCH', `/v1/teams/${encodeURIComponent(teamId)}/members/${encodeURIComponent(userId)}`, { role }),
+  removeMember: (teamId: string, userId: string) =>
+    request<null>('DELETE', `/v1/teams/${encodeURIComponent(teamId)}/members/${encodeURIComponent(userId)}`),
+
+  listTokens: (cursor?: string | null) => request<ListPage<ApiToken>>('GET', `/v1/tokens${query({ cursor, limit: 500 })}`),
+  createToken: (body: { name: string; role?: Role; expires_in_days?: number }) => request<ApiToken & { token: string }>('POST', '/v1/tokens', body),
+  revokeToken: (id: string) => request<null>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`),
+};

@@ -14,6 +14,9 @@ const DeploymentDetailPage = lazy(() => import('./pages/DeploymentDetail.tsx'));
 const CalendarPage = lazy(() => import('./pages/Calendar.tsx'));
 const AppsPage = lazy(() => import('./pages/Apps.tsx'));
 const CredentialsPage = lazy(() => import('./pages/Credentials.tsx'));
+const MembersPage = lazy(() => import('./pages/Members.tsx'));
+const TokensPage = lazy(() => import('./pages/Tokens.tsx'));
+const ChangePasswordPage = lazy(() => import('./pages/ChangePassword.tsx'));
 
 const { Header, Content } = Layout;
 
@@ -24,6 +27,9 @@ function Page({ path }: { path: string }) {
   if (path === '/calendar') return <CalendarPage />;
   if (path === '/apps') return <AppsPage />;
   if (path === '/credentials' && me?.role === 'owner') return <CredentialsPage />;
+  if (path === '/members' && me?.role === 'owner') return <MembersPage />;
+  if (path === '/tokens') return <TokensPage />;
+  if (path === '/password') return <ChangePasswordPage />;
   return <DeploymentsPage />;
 }
 
@@ -40,6 +46,7 @@ function Shell() {
   useEffect(() => {
     const titles: Record<string, string> = {
       '/login': 'Log in', '/deployments': 'Deployments', '/calendar': 'Calendar', '/apps': 'Applications', '/credentials': 'Credentials',
+      '/members': 'Members', '/tokens': 'API tokens', '/password': 'Change password',
     };
     document.title = `${titles[path] ?? (path.startsWith('/deployments/') ? 'Deployment' : 'shipclock')} · shipclock`;
   }, [path]);
@@ -52,6 +59,14 @@ function Shell() {
     );
   }
   if (!me) return <LoginPage />;
+  // Signed in with the printed one-time password: nothing else until it is changed.
+  if (me.password_change_required) {
+    return (
+      <Suspense fallback={<Spin aria-label="Loading page" />}>
+        <ChangePasswordPage forced />
+      </Suspense>
+    );
+  }
 
   const section = path.startsWith('/deployments') || path === '/' ? '/deployments' : path;
   const items = [
@@ -59,6 +74,8 @@ function Shell() {
     { key: '/calendar', label: <a href="/calendar" onClick={(e) => e.preventDefault()}>Calendar</a> },
     { key: '/apps', label: <a href="/apps" onClick={(e) => e.preventDefault()}>Applications</a> },
     ...(me.role === 'owner' ? [{ key: '/credentials', label: <a href="/credentials" onClick={(e) => e.preventDefault()}>Credentials</a> }] : []),
+    ...(me.role === 'owner' ? [{ key: '/members', label: <a href="/members" onClick={(e) => e.preventDefault()}>Members</a> }] : []),
+    { key: '/tokens', label: <a href="/tokens" onClick={(e) => e.preventDefault()}>API tokens</a> },
   ];
 
   return (
@@ -82,6 +99,11 @@ function Shell() {
             <Typography.Text style={{ color: 'rgba(255,255,255,0.75)' }}>
               {me.email} · {me.team.name} · {me.role}
             </Typography.Text>
+          )}
+          {!me.sso && (
+            <Button size="small" onClick={() => navigate('/password')}>
+              Password
+            </Button>
           )}
           <Button size="small" onClick={logout}>
             Log out

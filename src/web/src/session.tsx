@@ -7,6 +7,10 @@ interface Session {
   /** True while a stored token is being checked against /v1/me. */
   loading: boolean;
   login(email: string, password: string): Promise<void>;
+  /** Signs in with a token obtained another way (single sign-on). */
+  adopt(accessToken: string): Promise<void>;
+  /** Reads /v1/me again (after a password change). */
+  refresh(): Promise<void>;
   logout(): void;
 }
 
@@ -46,7 +50,21 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     }
   }, []);
 
-  const value = useMemo(() => ({ me, loading, login, logout }), [me, loading, login, logout]);
+  const adopt = useCallback(async (accessToken: string) => {
+    setToken(accessToken);
+    try {
+      setMe(await api.me());
+    } catch (err) {
+      setToken(null);
+      throw err;
+    }
+  }, []);
+
+  const refresh = useCallback(async () => {
+    setMe(await api.me());
+  }, []);
+
+  const value = useMemo(() => ({ me, loading, login, adopt, refresh, logout }), [me, loading, login, adopt, refresh, logout]);
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }
 
