@@ -200,6 +200,41 @@ export function isFiring(row: { state: string; lease_owner: string | null; lease
   return row.state === 'scheduled' && row.lease_owner !== null && !!row.lease_until && row.lease_until > now;
 }
 
+/**
+ * Locks a deployment row FOR KEY SHARE in the caller's transaction and reads its state and
+ * whether a live lease is held. While the lock is held, no scheduler claims the row (claimDue
+ * locks FOR UPDATE SKIP LOCKED, which passes it by), yet the lease holder's own writes (they
+ * change no key) go through: what it holds, it can still hand back.
+ */
+export async function lockAgainstClaims(db: Queryable, id: string): Promise<{ state: DeploymentState; leased: boolean } | null> {
+  const r = await db.query<{ state: DeploymentState; leased: boolean }>(
+    `SELECT state, lease_until IS NOT NULL AND lease_until >= clock_timestamp() AS leased
+       FROM deployments WHERE id = $1 FOR KEY SHARE`,
+    [id],
+  );
+  return r.rows[0] ?? null;
+}
+
+/**
+ * Leases a running deployment to `owner` (a cancel recalling its rollout) for `seconds`, if no
+ * live lease is held. Returns its provider_ref as of then, or undefined when not taken. Uses the
+ * clock, not the transaction's start, so a caller waiting inside a transaction sees leases lapse.
+ */
+export async function leaseRunning(db: Queryable, id: string, owner: string, seconds: number): Promise<{ provider_ref: Record<string, unknown> | null } | undefined> {
+  const r = await db.query<{ provider_ref: Record<string, unknown> | null }>(
+    `UPDATE deployments SET lease_owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3)
+      WHERE id = $1 AND state = 'running' AND (lease_until IS NULL OR lease_until < clock_timestamp())
+      RETURNING provider_ref`,
+    [id, owner, seconds],
+  );
+  return r.rows[0];
+}
+
+/** Clears a lease `owner` holds (a cancel that did not end the deployment gives its lease back). */
+export async function clearLease(db: Queryable, id: string, owner: string): Promise<void> {
+  await db.query('UPDATE deployments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2', [id, owner]);
+}
+
 // ─── scheduler operations ────────────────────────────────────────────────────────────────
 
 export interface ClaimedRow extends DeploymentRow {
