@@ -126,7 +126,7 @@ export async function insertScheduled(
          FROM ins, app
      )
      SELECT now.now AS db_now, app.name AS found_app, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
-            CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', ${eventPayloadSql('ev', 'ins')}) END AS notified,
+            CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', '[' || ${eventPayloadSql('ev', 'ins')} || ']') END AS notified,
             CASE WHEN ev.deployment_id IS NOT NULL AND $3::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
                  THEN pg_notify('${DUE_CHANNEL}', $15::text) END AS notified_due
        FROM now
