@@ -134,6 +134,11 @@ describe('API tokens', () => {
     assert.ok(mine.last_used_at, 'last_used_at is recorded');
     assert.deepEqual(Object.keys(mine).sort(), ['created_at', 'expires_at', 'id', 'last_used_at', 'name', 'role']);
     assert.ok(!JSON.stringify(list.body).includes(tok.slice(4)));
+    // Revoked: the CLI says so, and exits 1.
+    assert.equal((await s.api('DELETE', `/v1/tokens/${created.body.id}`, undefined, s.adminToken)).status, 204);
+    const refused = await cli(['ls'], s.url, tok, home);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /API token was refused/);
   });
 
   it('lists the caller\'s own tokens a page at a time', async () => {

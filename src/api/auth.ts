@@ -32,8 +32,3 @@ export async function authenticate(auth: AuthService, request: FastifyRequest, a
   request.user = a.user;
   request.authToken = a.token;
 }
-
-/** Throws 403 when the request came with an API token: `what` is for people signed in. */
-export function requireLoginToken(request: FastifyRequest, what: string): void {
-  if (request.authToken?.kind === 'api') throw new ForbiddenError(`an API token cannot ${what}; sign in as yourself`);
-}

@@ -46,7 +46,9 @@ export class ApiClient {
     if (!res.ok) {
       const e = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
       let message = e?.message ?? `HTTP ${res.status} from ${method} ${path}`;
-      if (res.status === 401 && path !== '/v1/auth/login') message += ' (run "shipclock login" again)';
+      if (res.status === 401 && path !== '/v1/auth/login') {
+        message += this.token?.startsWith('shc_') ? ' (the API token was refused: revoked, expired or mistyped)' : ' (run "shipclock login" again)';
+      }
       throw new ApiError(res.status, e?.code ?? `http_${res.status}`, message, e?.field);
     }
     return json as T;
