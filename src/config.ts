@@ -25,6 +25,12 @@ export interface Config {
   leaseSeconds: number;
   warmUpCalls: number;
   digitaloceanApiUrl: string;
+  /** Recurring schedules: occurrences within this many seconds ahead become deployment rows. */
+  scheduleHorizonSeconds: number;
+  /** Recurring schedules: at most this many future occurrence rows per schedule. */
+  scheduleMaxAhead: number;
+  /** Recurring schedules: missed occurrences recorded one by one per catch-up after downtime. */
+  scheduleMaxMissed: number;
 }
 
 export class ConfigError extends Error {}
@@ -66,5 +72,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSeconds: int(env, 'SHIPCLOCK_LEASE_SECONDS', 30, 5, 3600),
     warmUpCalls: int(env, 'SHIPCLOCK_WARM_UP_CALLS', 2000, 0, 10_000),
     digitaloceanApiUrl: doUrl.replace(/\/+$/, ''),
+    scheduleHorizonSeconds: int(env, 'SHIPCLOCK_SCHEDULE_HORIZON_SECONDS', 86_400, 60, 30 * 86_400),
+    scheduleMaxAhead: int(env, 'SHIPCLOCK_SCHEDULE_MAX_AHEAD', 100, 1, 1000),
+    scheduleMaxMissed: int(env, 'SHIPCLOCK_SCHEDULE_MAX_MISSED', 100, 1, 10_000),
   };
 }

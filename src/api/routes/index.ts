@@ -7,9 +7,10 @@ import credentials from './credentials.ts';
 import deployments from './deployments.ts';
 import events from './events.ts';
 import notifications from './notifications.ts';
+import schedules from './schedules.ts';
 import teams from './teams.ts';
 
 /** Every /v1 route module; each is a plain function of (app, ctx). */
 export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
-  for (const routes of [auth, teams, apps, credentials, deployments, events, notifications, audit]) await routes(app, ctx);
+  for (const routes of [auth, teams, apps, credentials, deployments, events, notifications, audit, schedules]) await routes(app, ctx);
 }
