@@ -131,7 +131,7 @@ describe('/v1/schedules', () => {
   });
 
   it('lists with cursor and limit; deleted schedules are gone from the list and answer 404', async () => {
-    const created = [];
+    const created: string[] = [];
     for (let i = 0; i < 3; i++) created.push((await s.api('POST', '/v1/schedules', { app: app.id, cron: `${i} 5 * * *`, timezone: 'UTC' }, s.adminToken)).body.id);
     const seen: string[] = [];
     let cursor: string | null = null;
