@@ -14,6 +14,7 @@ const DeploymentDetailPage = lazy(() => import('./pages/DeploymentDetail.tsx'));
 const CalendarPage = lazy(() => import('./pages/Calendar.tsx'));
 const AppsPage = lazy(() => import('./pages/Apps.tsx'));
 const CredentialsPage = lazy(() => import('./pages/Credentials.tsx'));
+const SchedulesPage = lazy(() => import('./pages/Schedules.tsx'));
 
 const { Header, Content } = Layout;
 
@@ -23,6 +24,7 @@ function Page({ path }: { path: string }) {
   if (detail) return <DeploymentDetailPage id={decodeURIComponent(detail[1])} />;
   if (path === '/calendar') return <CalendarPage />;
   if (path === '/apps') return <AppsPage />;
+  if (path === '/schedules') return <SchedulesPage />;
   if (path === '/credentials' && me?.role === 'owner') return <CredentialsPage />;
   return <DeploymentsPage />;
 }
@@ -39,7 +41,7 @@ function Shell() {
 
   useEffect(() => {
     const titles: Record<string, string> = {
-      '/login': 'Log in', '/deployments': 'Deployments', '/calendar': 'Calendar', '/apps': 'Applications', '/credentials': 'Credentials',
+      '/login': 'Log in', '/deployments': 'Deployments', '/calendar': 'Calendar', '/apps': 'Applications', '/credentials': 'Credentials', '/schedules': 'Schedules',
     };
     document.title = `${titles[path] ?? (path.startsWith('/deployments/') ? 'Deployment' : 'shipclock')} · shipclock`;
   }, [path]);
@@ -58,6 +60,7 @@ function Shell() {
     { key: '/deployments', label: <a href="/deployments" onClick={(e) => e.preventDefault()}>Deployments</a> },
     { key: '/calendar', label: <a href="/calendar" onClick={(e) => e.preventDefault()}>Calendar</a> },
     { key: '/apps', label: <a href="/apps" onClick={(e) => e.preventDefault()}>Applications</a> },
+    { key: '/schedules', label: <a href="/schedules" onClick={(e) => e.preventDefault()}>Schedules</a> },
     ...(me.role === 'owner' ? [{ key: '/credentials', label: <a href="/credentials" onClick={(e) => e.preventDefault()}>Credentials</a> }] : []),
   ];
 
