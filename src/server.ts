@@ -18,6 +18,7 @@ import { startNotifier } from './notifications/notifier.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
 import type { Credentials } from './providers/types.ts';
+import { GATES_CHANNEL } from './scheduler/gates.ts';
 import { OccurrenceMaterializer } from './scheduler/occurrences.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
@@ -99,9 +100,9 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
     } else if (boot) log.info({ email: boot.email }, 'created the first admin user');
   }
   const workerId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  // A worker serves no event streams: it listens for due work only, and does not parse every
-  // state change of every process (two NOTIFYs per deployment, thousands in a burst).
-  const channels = role === 'worker' ? [DUE_CHANNEL] : [EVENTS_CHANNEL, DUE_CHANNEL];
+  // A worker serves no event streams: it listens for due work (and fire-gate changes) only, and
+  // does not parse every state change of every process (two NOTIFYs per deployment, thousands in a burst).
+  const channels = role === 'worker' ? [DUE_CHANNEL, GATES_CHANNEL] : [EVENTS_CHANNEL, DUE_CHANNEL, GATES_CHANNEL];
   const listener = new Listener(databaseUrl, channels, (m) => log.info(m));
   await listener.start();
   const resolveTarget = makeTargetResolver(pool, box);

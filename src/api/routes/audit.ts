@@ -4,7 +4,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { listAuditEntries } from '../../audit/service.ts';
+import { listAuditEntries } from '../../services/audit.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
 import { ListQuery, Page } from '../schemas.ts';

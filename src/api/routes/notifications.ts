@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { NOTIFY_EVENTS } from '../../db/sql/notifications.ts';
-import { createNotification, deleteNotification, listNotifications, updateNotification } from '../../notifications/service.ts';
+import { createNotification, deleteNotification, listNotifications, updateNotification } from '../../services/notifications.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
 import { ErrorBody, IdParams, ListQuery, Page } from '../schemas.ts';

@@ -3,8 +3,8 @@
  */
 import type { Pool } from '../db/pool.ts';
 import { listAudit } from '../db/sql/audit.ts';
-import type { User } from '../services/auth.ts';
-import { decodeCursor, page } from '../services/cursor.ts';
+import type { User } from './auth.ts';
+import { decodeCursor, page } from './cursor.ts';
 
 export async function listAuditEntries(pool: Pool, actor: User, q: { limit: number; cursor?: string; action?: string; target_id?: string }) {
   const before = decodeCursor<string>(q.cursor, (v) => typeof v === 'string' && /^\d{1,19}$/.test(v));

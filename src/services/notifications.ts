@@ -15,8 +15,8 @@ import {
   updateSubscription,
 } from '../db/sql/notifications.ts';
 import type { SecretBox } from '../secrets/box.ts';
-import type { User } from '../services/auth.ts';
-import { decodeCursor, page } from '../services/cursor.ts';
+import type { User } from './auth.ts';
+import { decodeCursor, page } from './cursor.ts';
 
 export interface NotificationInput {
   url: string;

@@ -1,0 +1,301 @@
+/**
+ * The instant: what happens to a group of held rows whose time has come.
+ *
+ * - Each row is sorted first: past its expiry → `missed`; a dependency that will never succeed →
+ *   `skipped`, one still running → wait (looked at again each second, up to the expiry); a fire
+ *   gate that says "not now" (gates.ts) → the gate parks or ends it; otherwise it runs.
+ * - Webhooks are idempotent by their `Idempotency-Key`, so they are called at once, in one loop
+ *   (DISPATCH_CHUNK at a time, yielding between chunks), with nothing awaited before them. Their
+ *   scheduled → running write, like their final states, waits until the burst's calls have been
+ *   answered (bounded by quietWindowMs), so it does not compete with them for the machine and the
+ *   database. Other targets are marked running first: they must never start twice.
+ * - Rows already running (a retry due, a rollout's next poll, a call cut short by a crash) take
+ *   their next step: another attempt, a poll, or `recover`.
+ */
+import { dependencyVerdict, type DeploymentState } from '../core/state.ts';
+import { inTransaction } from '../db/pool.ts';
+import { deferDeployment, dependencyStates, markAttempt, markRunning } from '../db/sql/deployments.ts';
+import { insertEvents } from '../db/sql/events.ts';
+import { fireLag, providerCallDuration } from '../observability/metrics.ts';
+import { providerFor } from '../providers/index.ts';
+import type { Provider, ProviderContext, StepResult } from '../providers/types.ts';
+import type { DbClock } from './clock.ts';
+import type { Finisher } from './finisher.ts';
+import { checkGates, gateNamed, hasGates, type GateVerdict } from './gates.ts';
+import type { Leases } from './leases.ts';
+import type { Outcomes } from './outcome.ts';
+import type { CallOutcome, Held, Run } from './types.ts';
+
+/** Calls made in one go before the event loop gets a turn (to connect and write them). */
+export const DISPATCH_CHUNK = 100;
+const DEPENDENCY_RECHECK_MS = 1000;
+
+/**
+ * How long the writes of a burst may wait for its calls to be answered: long enough for a
+ * 10,000-webhook burst on a small machine, short enough that a hanging receiver does not hold
+ * the scheduled → running write for long (the lease covers the wait either way).
+ */
+function quietWindowMs(calls: number): number {
+  return Math.min(5000, 1000 + calls / 2);
+}
+
+/** Resolves once every promise has settled or after `ms`, whichever comes first; never rejects. */
+function settledOrAfter(ps: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.allSettled(ps).then(() => {}),
+    new Promise<void>((r) => { timer = setTimeout(r, ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export class Burst {
+  constructor(
+    private readonly run: Run,
+    private readonly clock: DbClock,
+    private readonly leases: Leases,
+    private readonly finisher: Finisher,
+    private readonly outcomes: Outcomes,
+    /** The current gate epoch (bumped by every GATES_CHANNEL notification). */
+    private readonly gateEpoch: () => number,
+  ) {}
+
+  /** Runs a group of held rows whose time has come. */
+  async fire(group: Held[]): Promise<void> {
+    const live: Held[] = [];
+    const lapsed: string[] = [];
+    for (const h of group) {
+      if (this.run.stopping || !this.leases.isCurrent(h)) continue;
+      // Our lease may have lapsed (the process stalled): another process may own the row now.
+      if (this.clock.localNow() > h.leaseValidUntil - 1000) {
+        this.leases.drop(h.row.id);
+        lapsed.push(h.row.id);
+        continue;
+      }
+      h.inFlight = true;
+      live.push(h);
+    }
+    const releasing = lapsed.length ? this.leases.handBackIds(lapsed) : null;
+    if (!live.length) {
+      await releasing;
+      return;
+    }
+
+    const now = this.clock.dbNow();
+    let toRun: Held[] = [];
+    const needDeps: Held[] = [];
+    const running: Held[] = [];
+    const missed: Held[] = [];
+    for (const h of live) {
+      if (h.row.state === 'running') running.push(h);
+      else if (h.row.state !== 'scheduled') continue;
+      // Expired before they could start: missed, never run late.
+      else if (now > h.row.expires_at.getTime()) missed.push(h);
+      else if (h.row.dependency_id) needDeps.push(h);
+      else toRun.push(h);
+    }
+    // The calls first: nothing is awaited before them (unless a gate's verdict is not known yet).
+    if (toRun.length && hasGates()) toRun = await this.passGates(toRun);
+    const started = toRun.length ? this.startScheduled(toRun) : null;
+    for (const h of missed) {
+      this.outcomes.end(h, 'missed', `not started within ${h.row.expires_after_seconds} s of its instant (expires_after_seconds); never run late`);
+    }
+    if (needDeps.length) {
+      const states = await dependencyStates(this.run.o.pool, needDeps.map((h) => h.row.dependency_id!));
+      let ready: Held[] = [];
+      for (const h of needDeps) {
+        const depState = states.get(h.row.dependency_id!) ?? null;
+        const verdict = dependencyVerdict(depState);
+        if (verdict === 'run') ready.push(h);
+        else if (verdict === 'skip') this.outcomes.end(h, 'skipped', `dependency ${h.row.dependency_id} ended ${depState}; this deployment was not run`);
+        else await this.waitForDependency(h, depState!);
+      }
+      if (ready.length && hasGates()) ready = await this.passGates(ready);
+      if (ready.length) await this.startScheduled(ready);
+    }
+    for (const h of running) this.run.track(this.continueRunning(h));
+    await started;
+    await releasing;
+  }
+
+  /**
+   * The rows the fire gates let run now. A claim-time verdict is used as it is unless a gate
+   * change was announced since (or it is still pending or failed); those rows are checked again
+   * now. The rows a gate stopped are handed to it to park or end.
+   */
+  private async passGates(hs: Held[]): Promise<Held[]> {
+    const epoch = this.gateEpoch();
+    const stale: Held[] = [];
+    const verdicts = new Map<Held, GateVerdict>();
+    for (const h of hs) {
+      if (h.gate && h.gate.epoch === epoch && h.gate.verdict !== undefined) {
+        if (h.gate.verdict) verdicts.set(h, h.gate.verdict);
+      } else stale.push(h);
+    }
+    if (stale.length) {
+      // A check made at claim time may still be on its way; a fresh one is cheaper to reason about.
+      const fresh = await checkGates(this.run.o.pool, stale.map((h) => h.row));
+      for (const h of stale) {
+        const v = fresh.get(h.row.id);
+        if (v) verdicts.set(h, v);
+      }
+    }
+    if (!verdicts.size) return hs;
+    const byGate = new Map<string, Array<{ h: Held; message: string }>>();
+    for (const [h, v] of verdicts) {
+      const list = byGate.get(v.gate) ?? [];
+      list.push({ h, message: v.message });
+      byGate.set(v.gate, list);
+    }
+    for (const [name, stopped] of byGate) {
+      const gate = gateNamed(name)!;
+      try {
+        await inTransaction(this.run.o.pool, (c) => gate.apply(c, this.run.o.workerId, stopped.map((s) => ({ row: s.h.row, message: s.message }))));
+        for (const s of stopped) {
+          this.outcomes.logFor(s.h.row).info({ gate: name, reason: s.message }, 'not run now: a fire gate stopped it');
+          this.leases.release(s.h);
+        }
+      } catch (err) {
+        // Not written: hand them back, so that they are looked at again (never run unchecked).
+        this.run.o.logger.warn({ gate: name, err: (err as Error).message }, 'cannot apply a fire gate\'s verdict; handing the rows back');
+        await this.leases.handBack(stopped.map((s) => s.h));
+      }
+    }
+    return hs.filter((h) => !verdicts.has(h));
+  }
+
+  private async waitForDependency(h: Held, depState: DeploymentState): Promise<void> {
+    const first = h.row.due_at!.getTime() === h.row.run_at.getTime();
+    await inTransaction(this.run.o.pool, async (c) => {
+      await deferDeployment(c, this.run.o.workerId, h.row.id, { afterMs: DEPENDENCY_RECHECK_MS, phase: null, log: '', capAtExpiry: true });
+      if (first) await insertEvents(c, [{ id: h.row.id, state: 'scheduled', message: `waiting for dependency ${h.row.dependency_id} (${depState})` }]);
+    });
+    this.leases.release(h);
+  }
+
+  /** scheduled → running, then the first attempt (webhooks at once, the others after the write). */
+  private async startScheduled(hs: Held[]): Promise<void> {
+    const webhooks: Held[] = [];
+    const others: Held[] = [];
+    for (const h of hs) (h.row.target.type === 'webhook' ? webhooks : others).push(h);
+    let marking: Promise<unknown> | null = null;
+    if (webhooks.length) {
+      const calls = new Array<Promise<CallOutcome>>(webhooks.length);
+      // Each call's lag is taken as it is made and given to the histogram after the burst.
+      const lags = new Float64Array(webhooks.length);
+      for (let i = 0; i < webhooks.length; i++) {
+        if (i > 0 && i % DISPATCH_CHUNK === 0) {
+          // Let the calls made so far connect and write while the rest are made: the receivers
+          // start on the first ones instead of waiting for the whole burst to be dispatched.
+          this.run.o.logger.debug({ dispatched: i, lag_ms: this.clock.dbNow() - webhooks[0].row.run_at.getTime() }, 'dispatching');
+          await new Promise<void>((r) => setImmediate(r));
+        }
+        webhooks[i].row.attempts = 1;
+        lags[i] = Math.max(0, this.clock.dbNow() - webhooks[i].row.run_at.getTime()) / 1000;
+        calls[i] = this.call(webhooks[i], 'start');
+      }
+      this.run.o.logger.debug({ webhooks: webhooks.length, lag_ms: this.clock.dbNow() - webhooks[0].row.run_at.getTime() }, 'fired');
+      const quiet = settledOrAfter(calls, quietWindowMs(calls.length));
+      this.finisher.holdUntil(quiet);
+      const marked = quiet.then(() => {
+        for (const lag of lags) fireLag.observe(lag);
+        return this.markRunning(webhooks);
+      });
+      for (let i = 0; i < webhooks.length; i++) this.run.track(this.outcomes.complete(webhooks[i], calls[i], marked));
+      marking = marked;
+    }
+    if (others.length) {
+      const marked = await this.markRunning(others);
+      for (const h of others) {
+        if (!marked.has(h.row.id)) {
+          this.leases.release(h);
+          continue;
+        }
+        fireLag.observe(Math.max(0, this.clock.dbNow() - h.row.run_at.getTime()) / 1000);
+        h.row.attempts = 1;
+        this.run.track(this.step(h, 'start'));
+      }
+    }
+    await marking;
+  }
+
+  private async markRunning(hs: Held[]): Promise<Set<string>> {
+    if (!hs.length) return new Set();
+    const { pool, workerId } = this.run.o;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await inTransaction(pool, async (c) => {
+          const ids = await markRunning(c, workerId, hs.map((h) => h.row.id));
+          await insertEvents(c, ids.map((id) => ({ id, state: 'running', message: `attempt 1 on ${workerId}` })));
+          return new Set(ids);
+        });
+      } catch (err) {
+        // The database is away: webhooks already went out; keep trying while our leases hold.
+        if (attempt > 20 || this.run.stopping) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      }
+    }
+  }
+
+  private async continueRunning(h: Held): Promise<void> {
+    const row = h.row;
+    const { pool, workerId } = this.run.o;
+    if (row.phase === 'following') return this.step(h, 'poll');
+    if (row.phase === 'retry_wait') {
+      row.attempts += 1;
+      if (!(await markAttempt(pool, workerId, row.id, row.attempts))) return this.leases.release(h);
+      await insertEvents(pool, [{ id: row.id, state: 'running', message: `attempt ${row.attempts} on ${workerId}` }]);
+      return this.step(h, 'start');
+    }
+    // phase 'executing' with a lapsed lease: the process running it died mid-call.
+    return this.step(h, 'recover');
+  }
+
+  /** Runs one provider call for a held row and applies its outcome. */
+  private step(h: Held, kind: 'start' | 'poll' | 'recover'): Promise<void> {
+    return this.outcomes.complete(h, this.call(h, kind));
+  }
+
+  /**
+   * Makes one provider call. With the target resolved at claim time, the call is made
+   * synchronously, before this returns; it never rejects.
+   */
+  private async call(h: Held, kind: 'start' | 'poll' | 'recover'): Promise<CallOutcome> {
+    const row = h.row;
+    const provider = providerFor(String(row.target.type));
+    const lines: string[] = [];
+    let result: StepResult;
+    let secrets: string[] = [];
+    const t0 = performance.now();
+    if (!provider) {
+      result = { kind: 'failed', error: `no provider for target type "${String(row.target.type)}"` };
+    } else if (kind === 'recover' && !provider.recover) {
+      result = { kind: 'failed', error: `shipclock stopped while this ${provider.type} deployment was starting; it is not started again automatically, so that it cannot deploy twice` };
+    } else if (kind === 'poll' && !provider.poll) {
+      result = { kind: 'failed', error: `${provider.type} cannot follow a rollout` };
+    } else {
+      try {
+        const resolved = h.resolved ?? (await this.run.o.resolveTarget(row));
+        h.resolved = undefined; // decrypted secrets are kept no longer than needed
+        secrets = resolved.secrets;
+        const ctx: ProviderContext = {
+          deployment: {
+            id: row.id, teamId: row.team_id, appId: row.app_id, appName: row.app_name, runAt: row.run_at,
+            attempt: Math.max(1, row.attempts), startedAt: row.started_at ?? new Date(this.clock.dbNow()),
+          },
+          target: resolved.target,
+          credentials: resolved.credentials,
+          ref: (row.provider_ref as ProviderContext['ref']) ?? null,
+          signal: this.run.signal,
+          log: (line) => lines.push(`${new Date().toISOString()} ${line}\n`),
+        };
+        const p = provider as Provider;
+        result = await (kind === 'start' ? p.start(ctx) : kind === 'poll' ? p.poll!(ctx) : p.recover!(ctx));
+      } catch (err) {
+        result = { kind: 'retry', error: (err as Error).message || String(err) };
+      }
+      providerCallDuration.observe({ provider: provider.type, outcome: result.kind }, (performance.now() - t0) / 1000);
+    }
+    return { result, lines, secrets };
+  }
+}
+

@@ -1,0 +1,106 @@
+/**
+ * What this process holds, and its right to hold it. A claimed row is leased to this process
+ * (`lease_owner`, `lease_until`); the heartbeat renews every held lease each `lease/3` and marks
+ * the process alive in `scheduler_processes` (so a burst is shared among the live ones). If the
+ * process dies, its leases lapse after `leaseSeconds` and another process resumes the rows.
+ * Releasing forgets a row locally; handing back also clears its lease in the database, so another
+ * process may take it at once (a graceful stop, a lease about to lapse).
+ */
+import type { Pool } from '../db/pool.ts';
+import { releaseLeases, renewLeases } from '../db/sql/deployments.ts';
+import { heartbeatProcess, removeProcess } from '../db/sql/processes.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { DbClock } from './clock.ts';
+import type { Timers } from './timers.ts';
+import type { Held } from './types.ts';
+
+export class Leases {
+  private readonly held = new Map<string, Held>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly workerId: string,
+    private readonly leaseSeconds: number,
+    private readonly clock: DbClock,
+    private readonly timers: Timers,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.heartbeat(), Math.max(1000, (this.leaseSeconds * 1000) / 3));
+    void heartbeatProcess(this.pool, this.workerId).catch(() => {});
+  }
+
+  get(id: string): Held | undefined {
+    return this.held.get(id);
+  }
+
+  set(h: Held): void {
+    this.held.set(h.row.id, h);
+  }
+
+  /** True while `h` is what this process holds for its row (not released, not replaced by a newer claim). */
+  isCurrent(h: Held): boolean {
+    return this.held.get(h.row.id) === h;
+  }
+
+  /** Forgets `h` without touching the database (it ended, or its row was written with the lease cleared). */
+  release(h: Held): void {
+    this.timers.unslot(h);
+    h.resolved = undefined;
+    if (this.held.get(h.row.id) === h) this.held.delete(h.row.id);
+  }
+
+  /** Forgets a row whose lease has lapsed locally (another process may own it by now). */
+  drop(id: string): void {
+    this.held.delete(id);
+  }
+
+  /** Gives rows back: their leases are cleared, so another process takes them now. */
+  async handBack(hs: Held[]): Promise<void> {
+    await releaseLeases(this.pool, this.workerId, hs.map((h) => h.row.id)).catch(() => {});
+    for (const h of hs) this.release(h);
+  }
+
+  /** Clears leases by row id (rows no longer held locally). */
+  async handBackIds(ids: string[]): Promise<void> {
+    if (ids.length) await releaseLeases(this.pool, this.workerId, ids).catch(() => {});
+  }
+
+  private async heartbeat(): Promise<void> {
+    void heartbeatProcess(this.pool, this.workerId).catch(() => {});
+    const ids = [...this.held.keys()];
+    if (!ids.length) return;
+    const sentAt = this.clock.localNow();
+    try {
+      await renewLeases(this.pool, this.workerId, ids, this.leaseSeconds);
+      for (const id of ids) {
+        const h = this.held.get(id);
+        if (h) h.leaseValidUntil = sentAt + this.leaseSeconds * 1000;
+      }
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'cannot renew leases; the database is unreachable');
+    }
+  }
+
+  /** Rows held and not in a provider call (what a graceful stop hands back first). */
+  waiting(): Held[] {
+    return [...this.held.values()].filter((h) => !h.inFlight);
+  }
+
+  all(): Held[] {
+    return [...this.held.values()];
+  }
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** The end of a graceful stop: no more renewals, the rest handed back, the process unregistered. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.handBack(this.all());
+    await removeProcess(this.pool, this.workerId).catch(() => {});
+  }
+}

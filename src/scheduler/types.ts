@@ -1,0 +1,76 @@
+/**
+ * What the scheduler's parts share: its options, a claimed row as the process holds it, and the
+ * few process-wide facts (stopping, the shutdown signal, in-flight work) every part may need.
+ */
+import type { Listener } from '../db/listener.ts';
+import type { Pool } from '../db/pool.ts';
+import type { ClaimedRow } from '../db/sql/deployments.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Credentials, StepResult } from '../providers/types.ts';
+import type { GateVerdict } from './gates.ts';
+
+export interface SchedulerOptions {
+  pool: Pool;
+  listener: Listener;
+  logger: Logger;
+  workerId: string;
+  prefetchMs: number;
+  pollIntervalMs: number;
+  leaseSeconds: number;
+  /** Rows claimed per statement. */
+  batchSize?: number;
+  /** Webhook calls made to a throwaway local server at start, DISPATCH_CHUNK at a time (default 2,000; 0: none). */
+  warmUpCalls?: number;
+  /**
+   * Test only: pretend this machine's clock is off by this many ms (a process clock ahead of or
+   * behind the database's). Default: SHIPCLOCK_TEST_CLOCK_OFFSET_MS, else 0. Never set it in production.
+   */
+  testClockOffsetMs?: number;
+  /** Turns an app's stored target into the one a provider gets (secrets decrypted) and loads its credentials. */
+  resolveTarget(row: ClaimedRow): Promise<Resolved>;
+}
+
+export interface Resolved {
+  target: Record<string, unknown>;
+  credentials?: Credentials;
+  secrets: string[];
+}
+
+/** A row this process has claimed (leased), from the claim until it is handed back or ended. */
+export interface Held {
+  row: ClaimedRow;
+  /** Local-clock time until which our lease is certainly valid. */
+  leaseValidUntil: number;
+  inFlight: boolean;
+  /** The instant (local timer slot) it waits for, while it waits. */
+  slot?: number;
+  /** Its target, resolved at claim time so that nothing is left to do at the instant but the call. */
+  resolved?: Resolved;
+  /** The fire gates' verdict, checked at claim time (gates.ts); re-checked at the instant if stale. */
+  gate?: GateCheck;
+}
+
+export interface GateCheck {
+  /** The gate epoch (changes announced on GATES_CHANNEL) the check saw. */
+  epoch: number;
+  /** Settles when the verdict is known; never rejects (a failed check leaves `verdict` undefined). */
+  done: Promise<void>;
+  /** null: may run; a verdict: must not; undefined: not known (pending or failed). */
+  verdict?: GateVerdict | null;
+}
+
+export interface CallOutcome {
+  result: StepResult;
+  lines: string[];
+  secrets: string[];
+}
+
+/** Process-wide facts of one scheduler, given to each of its parts. */
+export interface Run {
+  readonly o: SchedulerOptions;
+  readonly stopping: boolean;
+  /** Aborted when a graceful stop runs out of time: in-flight calls give up and are handed back. */
+  readonly signal: AbortSignal;
+  /** Keeps a step in the in-flight set until it settles (a graceful stop waits for them). */
+  track(p: Promise<void>): void;
+}
