@@ -50,7 +50,15 @@ if (files.some((f) => f.includes(`${path.sep}browser${path.sep}`))) {
 }
 
 const concurrency = process.env.TEST_CONCURRENCY || '2';
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
+// --test-force-exit: a file whose test failed before closing a server or a child process would
+// otherwise keep its process (and the whole run) alive for ever. --test-timeout: a test stuck on
+// something that never comes fails after TEST_TIMEOUT_MS (default 10 minutes) instead of hanging CI.
+const timeout = process.env.TEST_TIMEOUT_MS || '600000';
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-force-exit', `--test-timeout=${timeout}`, `--test-concurrency=${concurrency}`, ...files],
+  { stdio: 'inherit', env },
+);
 const stop = async () => { if (embedded) await embedded.stop().catch(() => {}); };
 process.on('SIGINT', () => child.kill('SIGINT'));
 process.on('SIGTERM', () => child.kill('SIGTERM'));

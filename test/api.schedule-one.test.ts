@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { DUE_CHANNEL, DUE_NOTIFY_HORIZON_SECONDS, EVENTS_CHANNEL } from '../src/db/sql/events.ts';
+import { DUE_CHANNEL, DUE_NOTIFY_HORIZON_SECONDS, EVENTS_CHANNEL, readEventsPayload } from '../src/db/sql/events.ts';
 import { schedule } from '../src/services/deployments.ts';
 import type { User } from '../src/services/auth.ts';
 import { ValidationError } from '../src/core/errors.ts';
@@ -94,8 +94,9 @@ test('one statement writes the row, its event and audit entry, and announces the
   }]);
 
   const notes = await drain();
-  const ev = notes.filter((n) => n.channel === EVENTS_CHANNEL).map((n) => JSON.parse(n.payload));
+  const ev = notes.filter((n) => n.channel === EVENTS_CHANNEL).flatMap((n) => readEventsPayload(n.payload));
   assert.equal(ev.length, 1);
+  assert.ok(Array.isArray(JSON.parse(notes.find((n) => n.channel === EVENTS_CHANNEL)!.payload)), 'announced as a batch of one, like insertEvents');
   assert.deepEqual(Object.keys(ev[0]).sort(), ['app_id', 'at', 'error', 'id', 'state', 'team_id']);
   assert.equal(ev[0].id, out.id);
   assert.equal(ev[0].team_id, t.user.team_id);
@@ -113,7 +114,7 @@ test('an instant beyond the due horizon is announced as an event only', async ()
   const out = await schedule(db.pool, t.user, { app: t.app, ...far });
   const notes = await drain();
   assert.deepEqual(notes.map((n) => n.channel), [EVENTS_CHANNEL]);
-  assert.equal(JSON.parse(notes[0].payload).id, out.id);
+  assert.deepEqual(readEventsPayload(notes[0].payload).map((e) => e.id), [out.id]);
 });
 
 test('the statement\'s payload matches the one of the multi-statement path', async () => {
@@ -125,13 +126,13 @@ test('the statement\'s payload matches the one of the multi-statement path', asy
   await drain();
   const { iso: _a, ...f1 } = at(3_600_000);
   await schedule(db.pool, t.user, { app: t.app, ...f1, dependency: dep, dependency_lead_seconds: 60 });
-  const multi = (await drain()).filter((n) => n.channel === EVENTS_CHANNEL).map((n) => JSON.parse(n.payload));
+  const multi = (await drain()).filter((n) => n.channel === EVENTS_CHANNEL).flatMap((n) => readEventsPayload(n.payload));
   const { iso: _b, ...f2 } = at(7_200_000);
   await schedule(db.pool, t.user, { app: t.app, ...f2 });
-  const one = (await drain()).filter((n) => n.channel === EVENTS_CHANNEL).map((n) => JSON.parse(n.payload));
+  const one = (await drain()).filter((n) => n.channel === EVENTS_CHANNEL).flatMap((n) => readEventsPayload(n.payload));
   // json_build_object's timestamptz text, e.g. 2026-01-01T10:00:00.12345+00:00 (trailing zeros dropped)
   const isoLike = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d:\d\d$/;
-  const shape = (e: Record<string, unknown>) => Object.entries(e).map(([k, v]) => [k, typeof v, k === 'at' ? isoLike.test(String(v)) : null]);
+  const shape = (e: object) => Object.entries(e).map(([k, v]) => [k, typeof v, k === 'at' ? isoLike.test(String(v)) : null]);
   assert.equal(multi.length, 2);
   assert.deepEqual(shape(one[0]), shape(multi[1]));
   const details = (await db.pool.query(`SELECT details FROM audit_log WHERE team_id = $1 ORDER BY id`, [t.user.team_id])).rows.map((r) => Object.keys(r.details).sort());

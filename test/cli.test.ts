@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer, utcFields } from './helpers/server.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'shipclock.js');
@@ -132,8 +132,16 @@ test('schedule by app name with --after and --lead, then ls, show and cancel', a
 });
 
 test('watch exits 0 when the deployment succeeds and 1 when it fails', async () => {
-  const good = JSON.parse((await cli(['schedule', 'api', '--at', utcAt(3000), '--tz', 'UTC', '--json'])).stdout);
-  const bad = JSON.parse((await cli(['schedule', 'broken', '--at', utcAt(3000), '--tz', 'UTC', '--json'])).stdout);
+  // Scheduled through the API (the schedule command has its own test above): each CLI run starts
+  // a node process, which on a loaded machine can take longer than a short lead.
+  const apps = (await server.api('GET', '/v1/apps', undefined, server.adminToken)).body.result as Array<{ id: string; name: string }>;
+  const scheduleSoon = async (name: string) => {
+    const r = await server.api('POST', '/v1/scheduled_deployments', { app: apps.find((a) => a.name === name)!.id, ...utcFields(3000) }, server.adminToken);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return r.body.result as { id: string };
+  };
+  const good = await scheduleSoon('api');
+  const bad = await scheduleSoon('broken');
   const [w1, w2] = await Promise.all([cli(['watch', good.id]), cli(['watch', bad.id])]);
   assert.equal(w1.code, 0, w1.stdout + w1.stderr);
   assert.match(w1.stdout, /succeeded/);

@@ -225,6 +225,62 @@ describe('ecs and digitalocean through the scheduler', () => {
     }
   });
 
+  /** Leases a followed rollout to `holder`, as a scheduler does from its claim until its poll is answered. */
+  async function holdLease(id: string, holder: string) {
+    await eventually(async () => (await s.db.pool.query(
+      `UPDATE deployments SET lease_owner = $2, lease_until = now() + interval '30 seconds'
+        WHERE id = $1 AND (lease_until IS NULL OR lease_until < now())`, [id, holder])).rowCount === 1, 10_000, 'the lease to be free');
+  }
+
+  it('a cancel arriving while a scheduler holds the rollout\'s lease waits for it, and no scheduler claims the row meanwhile', async () => {
+    const app = await doApp();
+    dof.rolloutPolls = 1000;
+    try {
+      const d = await schedule(app.id, 1000);
+      await following(d.id);
+      await holdLease(d.id, 'scheduler-under-test');
+      const cancels = dof.count('cancel');
+      let answered = false;
+      const canceling = s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken).finally(() => { answered = true; });
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(answered, false, 'the cancel waits for the lease instead of answering busy');
+      assert.equal(dof.count('cancel'), cancels);
+      // While it waits, a claim (FOR UPDATE SKIP LOCKED) passes the row by...
+      const probe = await s.db.pool.query('SELECT id FROM deployments WHERE id = $1 FOR UPDATE SKIP LOCKED', [d.id]);
+      assert.equal(probe.rowCount, 0, 'no scheduler can claim the row while the cancel waits');
+      // ...and the holder can still hand its lease back, due at once, as a scheduler does after a poll.
+      await s.db.pool.query(`UPDATE deployments SET lease_owner = NULL, lease_until = NULL, due_at = now() WHERE id = $1 AND lease_owner = $2`, [d.id, 'scheduler-under-test']);
+      const c = await canceling;
+      assert.equal(c.status, 200, JSON.stringify(c.body));
+      assert.equal(c.body.result.state, 'canceled');
+      assert.equal(dof.count('cancel'), cancels + 1);
+    } finally {
+      dof.rolloutPolls = 2;
+    }
+  });
+
+  it('a cancel whose lease is not given up within 5 s answers 409 busy and leaves the holder its lease', async () => {
+    const app = await doApp();
+    dof.rolloutPolls = 1000;
+    try {
+      const d = await schedule(app.id, 1000);
+      await following(d.id);
+      await holdLease(d.id, 'stuck-scheduler');
+      const t0 = Date.now();
+      const c = await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken);
+      assert.equal(c.status, 409, JSON.stringify(c.body));
+      assert.equal(c.body.error.code, 'busy');
+      assert.ok(Date.now() - t0 >= 4900, `answered after ${Date.now() - t0} ms, before the 5 s wait`);
+      assert.equal((await row(d.id)).lease_owner, 'stuck-scheduler');
+      await s.db.pool.query('UPDATE deployments SET lease_owner = NULL, lease_until = NULL, due_at = now() WHERE id = $1', [d.id]);
+      const again = await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken);
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.result.state, 'canceled');
+    } finally {
+      dof.rolloutPolls = 2;
+    }
+  });
+
   it('a rollout whose credential can no longer be decrypted still ends at its timeout, failed, not followed forever', async () => {
     const cred = await s.api('POST', '/v1/credentials', { name: 'do-soon-unreadable', provider: 'digitalocean', token: dof.token }, s.adminToken);
     assert.equal(cred.status, 201);

@@ -33,7 +33,7 @@ describe('three processes, 3,000 deployments due at once', () => {
     await eventually(async () => {
       const r = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM deployments WHERE id = ANY($1::uuid[]) AND state = 'succeeded'`, [ids]);
       return r.rows[0].n === COUNT;
-    }, 60_000, `all ${COUNT} to succeed`);
+    }, 180_000, `all ${COUNT} to succeed`);
     const per = new Map<string, number>();
     for (const h of hook.hits) per.set(h.body.deployment_id, (per.get(h.body.deployment_id) ?? 0) + 1);
     assert.equal(per.size, COUNT, 'none lost');

@@ -1,18 +1,13 @@
 /**
  * Fans committed state changes (NOTIFY on the events channel, from any process) out to the
- * server-sent-event streams of this process, each seeing its own team only.
+ * server-sent-event streams of this process, each seeing its own team only. A notification
+ * carries a batch of events (insertEvents sends one per chunk, not one per event); each stream
+ * still gets one message per deployment change.
  */
 import type { Listener } from '../db/listener.ts';
-import { EVENTS_CHANNEL } from '../db/sql/events.ts';
+import { type DeploymentEvent, EVENTS_CHANNEL, readEventsPayload } from '../db/sql/events.ts';
 
-export interface DeploymentEvent {
-  id: string;
-  team_id: string;
-  app_id: string;
-  state: string;
-  at: string;
-  error: string | null;
-}
+export type { DeploymentEvent } from '../db/sql/events.ts';
 
 type Subscriber = (e: Omit<DeploymentEvent, 'team_id'>) => void;
 
@@ -21,17 +16,14 @@ export class EventsHub {
 
   constructor(listener: Listener) {
     listener.on('notification', (channel: string, payload: string) => {
-      if (channel !== EVENTS_CHANNEL) return;
-      let e: DeploymentEvent;
-      try {
-        e = JSON.parse(payload);
-      } catch {
-        return;
+      // Nobody is watching: the payload is not even parsed.
+      if (channel !== EVENTS_CHANNEL || !this.byTeam.size) return;
+      for (const e of readEventsPayload(payload)) {
+        const subs = this.byTeam.get(e.team_id);
+        if (!subs) continue;
+        const { team_id: _t, ...out } = e;
+        for (const s of subs) s(out);
       }
-      const subs = this.byTeam.get(e.team_id);
-      if (!subs) return;
-      const { team_id: _t, ...out } = e;
-      for (const s of subs) s(out);
     });
   }
 

@@ -5,11 +5,12 @@
  */
 import { recordAudit } from '../audit/record.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
-import { isFinal } from '../core/state.ts';
+import { type DeploymentState, isFinal } from '../core/state.ts';
 import { canonicalZone, type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import {
-  type ApiRow, type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, insertScheduled, isFiring, listDeployments, updateSchedule,
+  type ApiRow, clearLease, type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, insertScheduled, isFiring, leaseRunning,
+  listDeployments, lockAgainstClaims, updateSchedule,
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
 import { providerFor } from '../providers/index.ts';
@@ -270,6 +271,38 @@ export async function cancel(pool: Pool, actor: User, id: string, resolveTarget:
   return loadOut(pool, actor.team_id, id);
 }
 
+/**
+ * How long a cancel waits for the lease of a rollout the scheduler is looking at (it leases a
+ * followed rollout from its claim, SHIPCLOCK_PREFETCH_MS before each poll, until the poll is
+ * answered) before answering 409 `busy`. Meanwhile no scheduler may claim the row again
+ * (lockAgainstClaims), so the wait ends as soon as the current poll does.
+ */
+export const CANCEL_LEASE_WAIT_MS = 5000;
+/** How often the waiting cancel looks at the lease. */
+const CANCEL_LEASE_LOOK_MS = 25;
+/** How long the cancel holds the lease: the provider's cancel call is bounded at 30 s. */
+const CANCEL_LEASE_SECONDS = 60;
+
+/**
+ * Takes the row's lease for a cancel, waiting up to CANCEL_LEASE_WAIT_MS for a scheduler that
+ * holds it to let go. Returns the lease with the rollout's ref as of then, the state the
+ * deployment reached meanwhile (it ended), or 'busy' when the lease was not given up in time.
+ */
+async function leaseForCancel(pool: Pool, id: string, owner: string): Promise<{ provider_ref: Record<string, unknown> | null } | 'busy' | DeploymentState> {
+  return inTransaction(pool, async (c) => {
+    const deadline = Date.now() + CANCEL_LEASE_WAIT_MS;
+    for (;;) {
+      const s = await lockAgainstClaims(c, id);
+      if (!s) throw new NotFoundError('scheduled deployment');
+      if (s.state !== 'running') return s.state;
+      const leased = s.leased ? undefined : await leaseRunning(c, id, owner, CANCEL_LEASE_SECONDS);
+      if (leased) return leased;
+      if (Date.now() >= deadline) return 'busy';
+      await new Promise((r) => setTimeout(r, CANCEL_LEASE_LOOK_MS));
+    }
+  });
+}
+
 async function recallRunning(pool: Pool, actor: User, row: DeploymentRow, resolveTarget: TargetResolver): Promise<void> {
   const app = await pool.query<{ target: Record<string, unknown>; target_secret: Buffer | null }>('SELECT target, target_secret FROM apps WHERE id = $1', [row.app_id]);
   const provider = providerFor(String(app.rows[0].target.type));
@@ -279,20 +312,20 @@ async function recallRunning(pool: Pool, actor: User, row: DeploymentRow, resolv
   if (!row.provider_ref) throw new ConflictError('not_cancellable', 'the deployment is starting; try again in a moment');
   // Take the row's lease for the length of the call, so no scheduler polls (and ends) it meanwhile.
   const owner = `cancel:${actor.id}`;
-  const leased = await pool.query(
-    `UPDATE deployments SET lease_owner = $2, lease_until = now() + interval '60 seconds'
-      WHERE id = $1 AND state = 'running' AND (lease_until IS NULL OR lease_until < now())`,
-    [row.id, owner],
-  );
-  if (leased.rowCount !== 1) throw new ConflictError('busy', 'shipclock is looking at this rollout right now; try again in a moment');
-  const release = () => pool.query('UPDATE deployments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2', [row.id, owner]);
+  const leased = await leaseForCancel(pool, row.id, owner);
+  if (leased === 'busy') {
+    throw new ConflictError('busy', `shipclock kept this rollout busy for ${CANCEL_LEASE_WAIT_MS / 1000} s; try again in a moment`);
+  }
+  if (typeof leased === 'string') throw new ConflictError('already_final', `the deployment already ended: ${leased}`);
+  const ref = (leased.provider_ref ?? row.provider_ref) as ProviderContext['ref'];
+  const release = () => clearLease(pool, row.id, owner);
   let secrets: string[] = [];
   try {
     const resolved = await resolveTarget({ team_id: row.team_id, ...app.rows[0] });
     secrets = resolved.secrets;
     const ctx: ProviderContext = {
       deployment: { id: row.id, teamId: row.team_id, appId: row.app_id, appName: row.app_name, runAt: row.run_at, attempt: row.attempts, startedAt: row.started_at ?? row.run_at },
-      target: resolved.target, credentials: resolved.credentials, ref: row.provider_ref as ProviderContext['ref'],
+      target: resolved.target, credentials: resolved.credentials, ref,
       signal: AbortSignal.timeout(30_000), log: () => {},
     };
     await provider.cancel(ctx);

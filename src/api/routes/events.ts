@@ -16,7 +16,7 @@ export default async function (app: FastifyInstance, ctx: ApiContext) {
     schema: {
       tags: ['events'],
       summary: 'Server-sent events of the team\'s deployment state changes',
-      description: 'text/event-stream. Each event is `event: deployment` with JSON data {id, app_id, state, at, error}. The token may also be given as ?access_token= (EventSource cannot set headers).',
+      description: 'text/event-stream. Each event is `event: deployment` with JSON data {id, app_id, state, at, error} (error: its first 1,000 characters; GET the deployment for all of it). The token may also be given as ?access_token= (EventSource cannot set headers).',
       querystring: Type.Object({ access_token: Type.Optional(Type.String()) }),
     },
   }, (req, reply) => {

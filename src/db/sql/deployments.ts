@@ -128,7 +128,7 @@ export async function insertScheduled(
          FROM ins, app
      )
      SELECT now.now AS db_now, app.name AS found_app, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
-            CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', ${eventPayloadSql('ev', 'ins')}) END AS notified,
+            CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', '[' || ${eventPayloadSql('ev', 'ins')} || ']') END AS notified,
             CASE WHEN ev.deployment_id IS NOT NULL AND $3::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
                  THEN pg_notify('${DUE_CHANNEL}', $15::text) END AS notified_due
        FROM now
@@ -202,6 +202,41 @@ export async function updateSchedule(
 /** True while a process holds the lease of a scheduled deployment: it is about to fire it. */
 export function isFiring(row: { state: string; lease_owner: string | null; lease_until?: Date | null }, now: Date): boolean {
   return row.state === 'scheduled' && row.lease_owner !== null && !!row.lease_until && row.lease_until > now;
+}
+
+/**
+ * Locks a deployment row FOR KEY SHARE in the caller's transaction and reads its state and
+ * whether a live lease is held. While the lock is held, no scheduler claims the row (claimDue
+ * locks FOR UPDATE SKIP LOCKED, which passes it by), yet the lease holder's own writes (they
+ * change no key) go through: what it holds, it can still hand back.
+ */
+export async function lockAgainstClaims(db: Queryable, id: string): Promise<{ state: DeploymentState; leased: boolean } | null> {
+  const r = await db.query<{ state: DeploymentState; leased: boolean }>(
+    `SELECT state, lease_until IS NOT NULL AND lease_until >= clock_timestamp() AS leased
+       FROM deployments WHERE id = $1 FOR KEY SHARE`,
+    [id],
+  );
+  return r.rows[0] ?? null;
+}
+
+/**
+ * Leases a running deployment to `owner` (a cancel recalling its rollout) for `seconds`, if no
+ * live lease is held. Returns its provider_ref as of then, or undefined when not taken. Uses the
+ * clock, not the transaction's start, so a caller waiting inside a transaction sees leases lapse.
+ */
+export async function leaseRunning(db: Queryable, id: string, owner: string, seconds: number): Promise<{ provider_ref: Record<string, unknown> | null } | undefined> {
+  const r = await db.query<{ provider_ref: Record<string, unknown> | null }>(
+    `UPDATE deployments SET lease_owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3)
+      WHERE id = $1 AND state = 'running' AND (lease_until IS NULL OR lease_until < clock_timestamp())
+      RETURNING provider_ref`,
+    [id, owner, seconds],
+  );
+  return r.rows[0];
+}
+
+/** Clears a lease `owner` holds (a cancel that did not end the deployment gives its lease back). */
+export async function clearLease(db: Queryable, id: string, owner: string): Promise<void> {
+  await db.query('UPDATE deployments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2', [id, owner]);
 }
 
 // ─── scheduler operations ────────────────────────────────────────────────────────────────
