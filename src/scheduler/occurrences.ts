@@ -26,7 +26,7 @@
 import { type Occurrence, occurrences, type RecurrenceSpec } from '../core/recurrence.ts';
 import { localTimeAt } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
-import { DUE_NOTIFY_HORIZON_SECONDS, notifyDue } from '../db/sql/events.ts';
+import { DUE_NOTIFY_HORIZON_SECONDS, insertEvents, notifyDue } from '../db/sql/events.ts';
 import {
   claimSchedulesToMaterialize, insertOccurrences, lockNotStarted, nextMaterializeAt, type OccurrenceRow, type ScheduleRow, setMaterialized,
   supersededOccurrences,
@@ -176,6 +176,10 @@ export async function materializeSchedules(db: Queryable, schedules: ScheduleRow
     progress.push({ id: s.id, materializedUntil: new Date(plan.materializedUntil), materializeAt: plan.materializeAt === null ? null : new Date(plan.materializeAt) });
   }
   const inserted = await insertOccurrences(db, rows);
+  // Their first timeline events (and the events NOTIFYs, in chunks), with the planned messages.
+  const key = (scheduleId: string, at: number, role: string) => `${scheduleId}|${at}|${role}`;
+  const messages = new Map(rows.map((r) => [key(r.scheduleId, r.occurrenceAt, r.role), r.message]));
+  await insertEvents(db, inserted.map((r) => ({ id: r.id, state: r.state, message: messages.get(key(r.schedule_id, r.occurrence_at.getTime(), r.schedule_role)) ?? null })));
   await setMaterialized(db, progress);
   await enqueueNotifications(db, inserted.map((r) => ({ teamId: r.team_id, deploymentId: r.id, appId: r.app_id, state: r.state, error: r.error })));
   let earliest = Number.POSITIVE_INFINITY;

@@ -4,7 +4,6 @@
  */
 import type { DeploymentState } from '../../core/state.ts';
 import type { Queryable } from '../pool.ts';
-import { EVENTS_CHANNEL, eventPayloadSql } from './events.ts';
 
 export interface ScheduleRow {
   id: string;
@@ -180,14 +179,17 @@ export interface InsertedOccurrence {
   state: DeploymentState;
   error: string | null;
   run_at: Date;
+  schedule_id: string;
+  occurrence_at: Date;
+  schedule_role: 'occurrence' | 'dependency';
 }
 
 /**
  * Inserts the rows of many occurrences in one statement: the dependency rows first, then the
- * occurrence rows pointing at them, each with its first timeline event and its NOTIFY. A row
- * that exists already (same schedule, generation, instant and role; another process was first)
- * is left alone: ON CONFLICT DO NOTHING against deployments_schedule_occurrence_key. Rows
- * recorded as missed are written final (finished_at, no due_at). Returns the rows written.
+ * occurrence rows pointing at them. A row that exists already (same schedule, generation,
+ * instant and role; another process was first) is left alone: ON CONFLICT DO NOTHING against
+ * deployments_schedule_occurrence_key. Rows recorded as missed are written final (finished_at,
+ * no due_at). Returns the rows written (the caller adds their timeline events: insertEvents).
  */
 export async function insertOccurrences(db: Queryable, rows: OccurrenceRow[]): Promise<InsertedOccurrence[]> {
   if (!rows.length) return [];
@@ -200,13 +202,13 @@ export async function insertOccurrences(db: Queryable, rows: OccurrenceRow[]): P
       CASE WHEN x.state = 'scheduled' THEN x.run_at END, CASE WHEN x.state IN ('scheduled', 'held') THEN NULL ELSE now() END, x.created_by`;
   const conflict = `ON CONFLICT (schedule_id, schedule_generation, occurrence_at, schedule_role) WHERE schedule_id IS NOT NULL DO NOTHING`;
   const returning = 'RETURNING id, team_id, app_id, state, error, run_at, schedule_id, occurrence_at, schedule_role';
-  const r = await db.query<InsertedOccurrence & { notified: unknown }>(
+  const r = await db.query<InsertedOccurrence>(
     `WITH x AS (
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[],
                             $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[], $15::text[], $16::text[], $17::text[],
-                            $18::int[], $19::int[], $20::uuid[], $21::text[])
+                            $18::int[], $19::int[], $20::uuid[])
          AS x(team_id, app_id, schedule_id, generation, role, occurrence_at, run_at, timezone, ly, lmo, ld, lh, lmi, ls, utc_offset,
-              state, error, lead, expires, created_by, message)
+              state, error, lead, expires, created_by)
      ), deps AS (
        INSERT INTO deployments (${cols})
        SELECT ${values} FROM x WHERE x.role = 'dependency'
@@ -224,24 +226,15 @@ export async function insertOccurrences(db: Queryable, rows: OccurrenceRow[]): P
         WHERE x.role = 'occurrence'
        ${conflict}
        ${returning}
-     ), ins AS (
-       SELECT * FROM deps UNION ALL SELECT * FROM occ
-     ), ev AS (
-       INSERT INTO deployment_events (deployment_id, team_id, state, message)
-       SELECT ins.id, ins.team_id, ins.state, x.message
-         FROM ins JOIN x ON x.schedule_id = ins.schedule_id AND x.occurrence_at = ins.occurrence_at AND x.role = ins.schedule_role
-       RETURNING deployment_id, team_id, state, at
      )
-     SELECT ins.id, ins.team_id, ins.app_id, ins.state, ins.error, ins.run_at,
-            pg_notify('${EVENTS_CHANNEL}', ${eventPayloadSql('ev', 'ins')}) AS notified
-       FROM ev JOIN ins ON ins.id = ev.deployment_id`,
+     SELECT * FROM deps UNION ALL SELECT * FROM occ`,
     [col((r) => r.teamId), col((r) => r.appId), col((r) => r.scheduleId), col((r) => r.generation), col((r) => r.role),
       col((r) => new Date(r.occurrenceAt)), col((r) => new Date(r.runAt)), col((r) => r.timezone), col((r) => r.local.year),
       col((r) => r.local.month), col((r) => r.local.day), col((r) => r.local.hour), col((r) => r.local.minute), col((r) => r.local.second),
       col((r) => r.utcOffset), col((r) => r.state), col((r) => r.error), col((r) => r.leadSeconds), col((r) => r.expiresAfterSeconds),
-      col((r) => r.createdBy), col((r) => r.message)],
+      col((r) => r.createdBy)],
   );
-  return r.rows.map(({ notified: _n, ...row }) => row);
+  return r.rows;
 }
 
 /**
