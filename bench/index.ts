@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <fire|scale|api> [options]`: shipclock's benchmarks. They never gate CI;
+ * `npm run bench -- <fire|scale|api|schedules> [options]`: shipclock's benchmarks. They never gate CI;
  * the decision record (docs/decisions/0002-precise-firing.md) keeps their figures with the
  * commands that produced them.
  */
@@ -10,6 +10,7 @@ const usage = `usage: npm run bench -- <command> [options]
   fire  --count N [--workers K] [--repeat R] [--json]   N webhook deployments due at one instant vs the floor
   scale [--rows 1000000] [--batch 1000] [--json]         1M future deployments: a due batch vs an empty database, RSS, EXPLAIN
   api   [--clients 50] [--seconds 10] [--json]           POST /v1/scheduled_deployments under concurrent clients
+  schedules [--schedules 10000] [--batch 500] [--json]   one-off firing lag and RSS without and with N active schedules
 common: --database-url URL (default ${DEFAULT_DATABASE_URL}; a fresh database is created on it and dropped)
 environment: BENCH_LOG_LEVEL (shipclock's LOG_LEVEL, default warn), BENCH_LOG_DIR (keep each shipclock
   process's log there), BENCH_NODE_ARGS (node flags for the shipclock processes, e.g. --cpu-prof);
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     count: { type: 'string' }, workers: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'boolean' },
     'database-url': { type: 'string' }, concurrency: { type: 'string' }, margin: { type: 'string' },
     rows: { type: 'string' }, batch: { type: 'string' }, clients: { type: 'string' }, seconds: { type: 'string' },
+    schedules: { type: 'string' },
   },
 });
 const num = (v: string | undefined, def: number) => {
@@ -53,6 +55,11 @@ switch (cmd) {
   case 'api': {
     const { apiBench } = await import('./api.ts');
     await apiBench({ clients: num(values.clients, 50), seconds: num(values.seconds, 10), json, databaseUrl });
+    break;
+  }
+  case 'schedules': {
+    const { schedulesBench } = await import('./schedules.ts');
+    await schedulesBench({ schedules: num(values.schedules, 10_000), batch: num(values.batch, 500), json, databaseUrl });
     break;
   }
   default:

@@ -33,6 +33,12 @@ export interface Config {
   loginLimits: LoginLimits;
   /** Single sign-on; undefined when SHIPCLOCK_OIDC_ISSUER is unset. */
   oidc: OidcConfig | undefined;
+  /** Recurring schedules: occurrences within this many seconds ahead become deployment rows. */
+  scheduleHorizonSeconds: number;
+  /** Recurring schedules: at most this many future occurrence rows per schedule. */
+  scheduleMaxAhead: number;
+  /** Recurring schedules: missed occurrences recorded one by one per catch-up after downtime. */
+  scheduleMaxMissed: number;
 }
 
 export interface LoginLimits {
@@ -183,5 +189,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       windowSeconds: int(env, 'SHIPCLOCK_LOGIN_FAILURE_WINDOW_SECONDS', 900, 1, 86_400),
     },
     oidc: oidcConfig(env, pub),
+    scheduleHorizonSeconds: int(env, 'SHIPCLOCK_SCHEDULE_HORIZON_SECONDS', 86_400, 60, 30 * 86_400),
+    scheduleMaxAhead: int(env, 'SHIPCLOCK_SCHEDULE_MAX_AHEAD', 100, 1, 1000),
+    scheduleMaxMissed: int(env, 'SHIPCLOCK_SCHEDULE_MAX_MISSED', 100, 1, 10_000),
   };
 }

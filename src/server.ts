@@ -19,6 +19,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
 import type { Credentials } from './providers/types.ts';
 import { GATES_CHANNEL } from './scheduler/gates.ts';
+import { OccurrenceMaterializer } from './scheduler/occurrences.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
 import { AuthService, bootstrapAdmin } from './services/auth.ts';
@@ -120,6 +121,12 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   });
   const address = await api.listen({ port: config.port, host: config.host });
   scheduler.start();
+  // Recurring schedules' occurrences become deployment rows ahead of time, in every process.
+  const materializer = new OccurrenceMaterializer({
+    pool, logger: log.child({ component: 'schedules' }),
+    limits: { horizonMs: config.scheduleHorizonSeconds * 1000, maxAhead: config.scheduleMaxAhead, maxMissed: config.scheduleMaxMissed },
+  });
+  materializer.start();
   const notifier = startNotifier({ pool, logger: log, box });
   setMetricsPool(pool);
   log.info({ url: address, role, worker_id: workerId }, 'shipclock is running');
@@ -130,6 +137,7 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
     config, pool, logger: log, scheduler, workerId,
     stop() {
       stopping ??= (async () => {
+        await materializer.stop();
         await scheduler.stop();
         await notifier.stop();
         await api.close().catch(() => {});

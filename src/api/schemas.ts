@@ -196,6 +196,7 @@ const deploymentFields = {
   created_at: DateTime,
   started_at: Nullable(DateTime),
   finished_at: Nullable(DateTime),
+  schedule_id: Nullable(Type.String({ format: 'uuid', description: 'the recurring schedule this is an occurrence (or an occurrence\'s dependency) of; null for a one-off deployment' })),
 };
 
 const DependencyOut = Type.Object({ ...deploymentFields, dependency: Type.Null() });
@@ -211,6 +212,7 @@ export const ListDeploymentsQuery = Type.Object(
   {
     state: Type.Optional(Type.String({ pattern: '^(scheduled|running|succeeded|failed|canceled|skipped|missed)(,(scheduled|running|succeeded|failed|canceled|skipped|missed))*$', description: 'one state or several, comma-separated' })),
     app: Type.Optional(Uuid),
+    schedule: Type.Optional(Type.String({ format: 'uuid', description: 'only the occurrences of this recurring schedule' })),
     from: Type.Optional(Type.String({ format: 'date-time', description: 'run_at ≥ from' })),
     to: Type.Optional(Type.String({ format: 'date-time', description: 'run_at < to' })),
     ...ListQuery,

@@ -82,13 +82,23 @@ export interface ParsedCron {
   seconds: boolean;
 }
 
-/** Compiled expressions by their text; bounded like the zone cache (clients may vary them without end). */
+/**
+ * Compiled expressions by their text, least recently used dropped first. A compiled croner
+ * pattern holds a table per field, its year table 10,000 entries: about 80 KB each, and ~0.3 ms
+ * to build. 2,000 of them cost 158 MB of heap (measured with 10,000 schedules), so the cache is
+ * small: the materializer asks for one schedule's expression several times in a row, and a page
+ * of previews repeats a few; the rest is compiled again.
+ */
 const compiled = new Map<string, Cron>();
-export const CRON_CACHE_MAX = 2000;
+export const CRON_CACHE_MAX = 64;
 
 function compile(expr: string, field: string): Cron {
   const cached = compiled.get(expr);
-  if (cached) return cached;
+  if (cached) {
+    compiled.delete(expr);
+    compiled.set(expr, cached);
+    return cached;
+  }
   if (typeof expr !== 'string' || expr.length === 0 || expr.length > 200) {
     throw new CronError('cron must be 1 to 200 characters', field);
   }

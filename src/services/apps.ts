@@ -6,6 +6,7 @@ import { recordAudit } from '../audit/record.ts';
 import { ConflictError, NotFoundError } from '../core/errors.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/retry.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { countAppSchedules } from '../db/sql/schedules.ts';
 import type { SecretBox } from '../secrets/box.ts';
 import type { TargetInput } from '../api/schemas.ts';
 import type { User } from './auth.ts';
@@ -124,6 +125,8 @@ export async function deleteApp(pool: Pool, actor: User, id: string): Promise<vo
   await inTransaction(pool, async (c) => {
     const row = await getAppRow(c, actor.team_id, id, true);
     if (!row) throw new NotFoundError('app');
+    const schedules = await countAppSchedules(c, id);
+    if (schedules > 0) throw new ConflictError('app_has_schedules', `the app is in ${schedules} recurring schedule(s): delete them first`);
     const active = await c.query(`SELECT count(*)::int AS n FROM deployments WHERE app_id = $1 AND state IN ('scheduled', 'running')`, [id]);
     if (active.rows[0].n > 0) {
       throw new ConflictError('app_has_deployments', `the app has ${active.rows[0].n} scheduled or running deployment(s): cancel them first`);

@@ -65,6 +65,7 @@ function toApiBase(r: ApiRow) {
     created_at: r.created_at.toISOString(),
     started_at: r.started_at?.toISOString() ?? null,
     finished_at: r.finished_at?.toISOString() ?? null,
+    schedule_id: r.schedule_id ?? null,
   };
 }
 
@@ -182,13 +183,14 @@ export async function getOne(pool: Pool, actor: User, id: string) {
   return { ...out, events: events.map((e) => ({ id: e.id, at: e.at.toISOString(), state: e.state, message: e.message })), log };
 }
 
-export async function list(pool: Pool, actor: User, q: { state?: string; app?: string; from?: string; to?: string; cursor?: string; limit?: number }) {
+export async function list(pool: Pool, actor: User, q: { state?: string; app?: string; schedule?: string; from?: string; to?: string; cursor?: string; limit?: number }) {
   const limit = q.limit ?? 50;
   const after = decodeCursor<[string, string]>(q.cursor, (v) => Array.isArray(v) && v.length === 2 && !Number.isNaN(Date.parse(v[0])));
   const rows = await listDeployments(pool, {
     teamId: actor.team_id,
     states: q.state?.split(','),
     appId: q.app,
+    scheduleId: q.schedule,
     from: q.from ? new Date(q.from) : undefined,
     to: q.to ? new Date(q.to) : undefined,
     after: after ? { runAt: new Date(after[0]), id: after[1] } : undefined,

@@ -8,17 +8,18 @@ import { ApiClient, ApiError } from './http.ts';
 import { readConfig, writeConfig } from './config.ts';
 import { looksLikeId, machineZone, parseAt, parseDuration, parseLimit, parseState, parseZone, UsageError } from './parse.ts';
 import { appLabel, deploymentDetails, deploymentSummary, localString, table, type AppView, type DeploymentView } from './format.ts';
+import { registerScheduleCommands } from './schedules.ts';
 import { watchDeployment } from './watch.ts';
 
-function out(s: string): void {
+export function out(s: string): void {
   process.stdout.write(s + '\n');
 }
-function json(v: unknown): void {
+export function json(v: unknown): void {
   out(JSON.stringify(v, null, 2));
 }
 
 /** Wraps an option parser so a bad value is a commander usage error (exit 2). */
-function opt<T>(parse: (raw: string) => T): (raw: string) => T {
+export function opt<T>(parse: (raw: string) => T): (raw: string) => T {
   return (raw) => {
     try {
       return parse(raw);
@@ -29,7 +30,7 @@ function opt<T>(parse: (raw: string) => T): (raw: string) => T {
 }
 
 /** Runs an action; reports its failure as "error: ..." with exit 1 (2 for usage errors). */
-function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+export function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     let code: number;
     try {
@@ -42,17 +43,17 @@ function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (
   };
 }
 
-function client(): ApiClient {
+export function client(): ApiClient {
   const cfg = readConfig();
   return new ApiClient(cfg.url, cfg.token);
 }
 
-async function appsById(c: ApiClient): Promise<AppView[]> {
+export async function appsById(c: ApiClient): Promise<AppView[]> {
   return c.all<AppView>('/v1/apps');
 }
 
 /** An app by id or by (case-insensitive) name; "unknown app 'x'" otherwise. */
-async function resolveApp(apps: AppView[], ref: string, what = 'app'): Promise<AppView> {
+export async function resolveApp(apps: AppView[], ref: string, what = 'app'): Promise<AppView> {
   const byId = looksLikeId(ref) ? apps.find((a) => a.id.toLowerCase() === ref.toLowerCase()) : undefined;
   if (byId) return byId;
   const byName = apps.filter((a) => a.name.toLowerCase() === ref.toLowerCase());
@@ -62,7 +63,7 @@ async function resolveApp(apps: AppView[], ref: string, what = 'app'): Promise<A
   throw new Error(`unknown ${what} '${ref}'${names.length ? ` (known apps: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''})` : ' (this team has no apps yet)'}`);
 }
 
-function nameMap(apps: AppView[]): Map<string, string> {
+export function nameMap(apps: AppView[]): Map<string, string> {
   return new Map(apps.map((a) => [a.id, a.name]));
 }
 
@@ -190,4 +191,6 @@ export function registerClientCommands(program: Command): void {
       const names = nameMap(await appsById(c).catch(() => []));
       return watchDeployment(c, id, names, { out });
     }));
+
+  registerScheduleCommands(program);
 }

@@ -39,6 +39,8 @@ export interface DeploymentRow {
   updated_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  /** The recurring schedule this row is an occurrence (or an occurrence's dependency) of; null for one-off deployments. */
+  schedule_id: string | null;
 }
 
 const SELECT = `SELECT d.*, a.name AS app_name FROM deployments d JOIN apps a ON a.id = d.app_id`;
@@ -75,7 +77,7 @@ export async function insertDeployment(db: Queryable, d: NewDeployment): Promise
 export const API_COLUMNS = [
   'id', 'app_id', 'state', 'run_at', 'timezone', 'local_year', 'local_month', 'local_day', 'local_hour', 'local_minute',
   'local_second', 'utc_offset', 'dependency_lead_seconds', 'expires_at', 'attempts', 'error', 'provider_ref', 'created_at',
-  'started_at', 'finished_at',
+  'started_at', 'finished_at', 'schedule_id',
 ] as const;
 export type ApiRow = Pick<DeploymentRow, (typeof API_COLUMNS)[number] | 'app_name'>;
 
@@ -154,6 +156,7 @@ export interface ListFilter {
   teamId: string;
   states?: string[];
   appId?: string;
+  scheduleId?: string;
   from?: Date;
   to?: Date;
   after?: { runAt: Date; id: string };
@@ -167,6 +170,7 @@ export async function listDeployments(db: Queryable, f: ListFilter): Promise<Dep
   const add = (sql: string, v: unknown) => { args.push(v); where.push(sql.replace('?', `$${args.length}`)); };
   if (f.states?.length) add('d.state = ANY(?::text[])', f.states);
   if (f.appId) add('d.app_id = ?', f.appId);
+  if (f.scheduleId) add('d.schedule_id = ?', f.scheduleId);
   if (f.from) add('d.run_at >= ?', f.from);
   if (f.to) add('d.run_at < ?', f.to);
   if (f.after) {

@@ -72,6 +72,8 @@ export interface ScheduledDeployment {
   created_at: string;
   started_at?: string | null;
   finished_at?: string | null;
+  /** The recurring schedule this is an occurrence of; null for a one-off deployment. */
+  schedule_id?: string | null;
 }
 
 export interface DeploymentEvent {
@@ -199,7 +201,62 @@ export const api = {
   reschedule: (id: string, body: ScheduleRequest) =>
     request<{ result: ScheduledDeployment }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
   cancel: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/cancel`),
+
+  listSchedules: (cursor?: string | null) => request<ListPage<Schedule>>('GET', `/v1/schedules${query({ cursor, limit: 500 })}`),
+  createSchedule: (body: ScheduleBody) => request<Schedule>('POST', '/v1/schedules', body),
+  updateSchedule: (id: string, body: Partial<ScheduleBody>) => request<Schedule>('PATCH', `/v1/schedules/${encodeURIComponent(id)}`, body),
+  deleteSchedule: (id: string) => request<unknown>('DELETE', `/v1/schedules/${encodeURIComponent(id)}`),
+  pauseSchedule: (id: string) => request<Schedule>('POST', `/v1/schedules/${encodeURIComponent(id)}/pause`),
+  resumeSchedule: (id: string) => request<Schedule>('POST', `/v1/schedules/${encodeURIComponent(id)}/resume`),
+  previewSchedule: (q: { cron: string; timezone: string; count?: number; from?: string; dst_gap?: DstGap; dst_overlap?: DstOverlap }) =>
+    request<{ result: PreviewRun[] }>('GET', `/v1/schedules/preview${query({ ...q })}`),
 };
+
+export type DstGap = 'shift' | 'skip';
+export type DstOverlap = 'first' | 'both';
+
+/** A recurring schedule (GET /v1/schedules). */
+export interface Schedule {
+  id: string;
+  app: { id: string; name: string };
+  cron: string;
+  timezone: string;
+  dst_gap: DstGap;
+  dst_overlap: DstOverlap;
+  dependency: { id: string; name: string } | null;
+  dependency_lead_seconds: number | null;
+  expires_after_seconds: number;
+  starts_at: string | null;
+  ends_at: string | null;
+  paused: boolean;
+  /** The next 5 instants (UTC); empty while paused or once ended. */
+  next_runs: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+/** The body of POST /v1/schedules. */
+export interface ScheduleBody {
+  app: string;
+  cron: string;
+  timezone: string;
+  dependency?: string | null;
+  dependency_lead_seconds?: number;
+  expires_after_seconds?: number;
+  starts_at?: string | null;
+  ends_at?: string | null;
+  dst_gap?: DstGap;
+  dst_overlap?: DstOverlap;
+  paused?: boolean;
+}
+
+/** One instant of GET /v1/schedules/preview. */
+export interface PreviewRun {
+  run_at: string;
+  local: LocalFields;
+  utc_offset: string;
+  note?: 'shifted (DST gap)' | 'repeated hour';
+}
 
 /** Every page of a cursor-paginated list (apps and credentials are short lists). */
 export async function listAll<T>(fetchPage: (cursor: string | null) => Promise<ListPage<T>>, max = 5000): Promise<T[]> {

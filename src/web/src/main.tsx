@@ -17,6 +17,7 @@ const CredentialsPage = lazy(() => import('./pages/Credentials.tsx'));
 const MembersPage = lazy(() => import('./pages/Members.tsx'));
 const TokensPage = lazy(() => import('./pages/Tokens.tsx'));
 const ChangePasswordPage = lazy(() => import('./pages/ChangePassword.tsx'));
+const SchedulesPage = lazy(() => import('./pages/Schedules.tsx'));
 
 const { Header, Content } = Layout;
 
@@ -26,6 +27,7 @@ function Page({ path }: { path: string }) {
   if (detail) return <DeploymentDetailPage id={decodeURIComponent(detail[1])} />;
   if (path === '/calendar') return <CalendarPage />;
   if (path === '/apps') return <AppsPage />;
+  if (path === '/schedules') return <SchedulesPage />;
   if (path === '/credentials' && me?.role === 'owner') return <CredentialsPage />;
   if (path === '/members' && me?.role === 'owner') return <MembersPage />;
   if (path === '/tokens') return <TokensPage />;
@@ -46,7 +48,7 @@ function Shell() {
   useEffect(() => {
     const titles: Record<string, string> = {
       '/login': 'Log in', '/deployments': 'Deployments', '/calendar': 'Calendar', '/apps': 'Applications', '/credentials': 'Credentials',
-      '/members': 'Members', '/tokens': 'API tokens', '/password': 'Change password',
+      '/members': 'Members', '/tokens': 'API tokens', '/password': 'Change password', '/schedules': 'Schedules',
     };
     document.title = `${titles[path] ?? (path.startsWith('/deployments/') ? 'Deployment' : 'shipclock')} · shipclock`;
   }, [path]);
@@ -73,6 +75,7 @@ function Shell() {
     { key: '/deployments', label: <a href="/deployments" onClick={(e) => e.preventDefault()}>Deployments</a> },
     { key: '/calendar', label: <a href="/calendar" onClick={(e) => e.preventDefault()}>Calendar</a> },
     { key: '/apps', label: <a href="/apps" onClick={(e) => e.preventDefault()}>Applications</a> },
+    { key: '/schedules', label: <a href="/schedules" onClick={(e) => e.preventDefault()}>Schedules</a> },
     ...(me.role === 'owner' ? [{ key: '/credentials', label: <a href="/credentials" onClick={(e) => e.preventDefault()}>Credentials</a> }] : []),
     ...(me.role === 'owner' ? [{ key: '/members', label: <a href="/members" onClick={(e) => e.preventDefault()}>Members</a> }] : []),
     { key: '/tokens', label: <a href="/tokens" onClick={(e) => e.preventDefault()}>API tokens</a> },

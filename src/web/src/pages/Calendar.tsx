@@ -1,17 +1,54 @@
 /**
  * What is coming, by month or by week, in the viewer's own time. Each visible range is one
- * `from`/`to` query; live events refresh it.
+ * `from`/`to` query; live events refresh it. Recurring schedules' future occurrences show too:
+ * those already made deployment rows (the next 24 h) come with the query; later ones are computed
+ * from GET /v1/schedules/preview for the visible range and shown as "planned".
  */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { Alert, Badge, Button, Calendar, Card, Flex, Grid, Segmented, Space, Typography } from 'antd';
 import dayjs, { type Dayjs } from 'dayjs';
-import { api, listAll, type ScheduledDeployment } from '../api.ts';
+import { api, listAll, type Schedule, type ScheduledDeployment } from '../api.ts';
 import { useDeploymentEvents } from '../events.ts';
 import { viewerZone } from '../format.ts';
 import { linkClick } from '../router.ts';
 import { StateTag } from '../components/StateTag.tsx';
 
 type View = 'Month' | 'Week';
+
+/** A future occurrence of a schedule that is not a deployment row yet. */
+interface Planned {
+  key: string;
+  scheduleId: string;
+  app: string;
+  run_at: string;
+}
+
+/** At most this many schedules are previewed for one range (each preview lists at most 100 runs). */
+const MAX_PLANNED_SCHEDULES = 50;
+
+/** The occurrences of the visible range that are not rows yet, from the preview endpoint. */
+async function plannedOccurrences(from: Dayjs, to: Dayjs): Promise<Planned[]> {
+  const start = Math.max(Date.now(), from.valueOf());
+  if (start >= to.valueOf()) return [];
+  const schedules = (await listAll<Schedule>((c) => api.listSchedules(c), 500)).filter((s) => !s.paused && s.next_runs.length).slice(0, MAX_PLANNED_SCHEDULES);
+  const lists = await Promise.all(schedules.map(async (s) => {
+    const from = Math.max(start, s.starts_at ? Date.parse(s.starts_at) - 1 : 0);
+    const r = await api.previewSchedule({ cron: s.cron, timezone: s.timezone, dst_gap: s.dst_gap, dst_overlap: s.dst_overlap, count: 100, from: new Date(from).toISOString() }).catch(() => ({ result: [] }));
+    return r.result
+      .filter((x) => Date.parse(x.run_at) < to.valueOf() && (!s.ends_at || Date.parse(x.run_at) <= Date.parse(s.ends_at)))
+      .map((x) => ({ key: `${s.id}@${x.run_at}`, scheduleId: s.id, app: s.app.name, run_at: x.run_at }));
+  }));
+  return lists.flat();
+}
+
+function PlannedItem({ p }: { p: Planned }) {
+  return (
+    <span title="a planned occurrence of a recurring schedule (it becomes a deployment within 24 h of its time)"
+      style={{ display: 'block', whiteSpace: 'nowrap', overflow: 'hidden', textOverflow: 'ellipsis', fontStyle: 'italic', color: 'rgba(0,0,0,0.55)' }}>
+      {dayjs(p.run_at).format('h:mm A')} {p.app} <Typography.Text type="secondary">(planned)</Typography.Text>
+    </span>
+  );
+}
 
 function rangeOf(view: View, anchor: Dayjs): [Dayjs, Dayjs] {
   if (view === 'Week') {
@@ -37,6 +74,7 @@ export default function CalendarPage() {
   const [view, setView] = useState<View>(() => (window.innerWidth < 768 ? 'Week' : 'Month'));
   const [anchor, setAnchor] = useState<Dayjs>(() => dayjs());
   const [rows, setRows] = useState<ScheduledDeployment[]>([]);
+  const [planned, setPlanned] = useState<Planned[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [n, setN] = useState(0);
   const [from, to] = useMemo(() => rangeOf(view, anchor), [view, anchor]);
@@ -46,6 +84,7 @@ export default function CalendarPage() {
     listAll((cursor) => api.listDeployments({ from: from.toISOString(), to: to.toISOString(), cursor, limit: 500 }), 2000)
       .then((r) => live && (setRows(r), setError(null)))
       .catch((e: Error) => live && setError(e.message));
+    plannedOccurrences(from, to).then((p) => live && setPlanned(p)).catch(() => live && setPlanned([]));
     return () => {
       live = false;
     };
@@ -65,6 +104,17 @@ export default function CalendarPage() {
     }
     return m;
   }, [rows]);
+  // Planned occurrences that are rows already (materialized) are shown as the rows.
+  const plannedByDay = useMemo(() => {
+    const made = new Set(rows.filter((d) => d.schedule_id).map((d) => `${d.schedule_id}@${new Date(d.run_at).toISOString()}`));
+    const m = new Map<string, Planned[]>();
+    for (const p of planned) {
+      if (made.has(p.key)) continue;
+      const k = dayjs(p.run_at).format('YYYY-MM-DD');
+      m.set(k, [...(m.get(k) ?? []), p]);
+    }
+    return m;
+  }, [rows, planned]);
 
   const week = Array.from({ length: 7 }, (_, i) => from.add(i, 'day'));
 
@@ -88,13 +138,18 @@ export default function CalendarPage() {
           cellRender={(date, info) => {
             if (info.type !== 'date') return info.originNode;
             const items = byDay.get(date.format('YYYY-MM-DD')) ?? [];
-            if (!screens.md) return items.length ? <Badge count={items.length} size="small" color="blue" /> : null;
+            const plans = plannedByDay.get(date.format('YYYY-MM-DD')) ?? [];
+            if (!screens.md) return items.length + plans.length ? <Badge count={items.length + plans.length} size="small" color="blue" /> : null;
+            const room = Math.max(0, 4 - items.length);
             return (
               <div>
                 {items.slice(0, 4).map((d) => (
                   <Item key={d.id} d={d} />
                 ))}
-                {items.length > 4 && <Typography.Text type="secondary">+{items.length - 4} more</Typography.Text>}
+                {plans.slice(0, room).map((p) => (
+                  <PlannedItem key={p.key} p={p} />
+                ))}
+                {items.length + plans.length > 4 && <Typography.Text type="secondary">+{items.length + plans.length - 4} more</Typography.Text>}
               </div>
             );
           }}
@@ -112,11 +167,14 @@ export default function CalendarPage() {
           <Flex wrap gap={8}>
             {week.map((day) => {
               const items = byDay.get(day.format('YYYY-MM-DD')) ?? [];
+              const plans = plannedByDay.get(day.format('YYYY-MM-DD')) ?? [];
               const today = day.isSame(dayjs(), 'day');
               return (
                 <div key={day.valueOf()} style={{ flex: '1 1 140px', minWidth: 0 }}>
                   <Card size="small" title={day.format('ddd, MMM D')} style={today ? { borderColor: '#1677ff' } : undefined}>
-                    {items.length ? items.map((d) => <Item key={d.id} d={d} />) : <Typography.Text type="secondary">—</Typography.Text>}
+                    {items.map((d) => <Item key={d.id} d={d} />)}
+                    {plans.map((p) => <PlannedItem key={p.key} p={p} />)}
+                    {!items.length && !plans.length && <Typography.Text type="secondary">—</Typography.Text>}
                   </Card>
                 </div>
               );
