@@ -13,7 +13,7 @@ import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webho
 import { eventually, startTestServer, testEnv, type TestServer } from './helpers/server.ts';
 
 const rowsOf = async (pool: TestDatabase['pool'], id: string) => (await pool.query(
-  `SELECT id, state, run_at, occurrence_at, schedule_generation, error FROM deployments WHERE schedule_id = $1 AND schedule_role = 'occurrence' ORDER BY run_at`, [id])).rows;
+  `SELECT id, state, run_at, occurrence_at, schedule_generation, error, started_at, expires_at FROM deployments WHERE schedule_id = $1 AND schedule_role = 'occurrence' ORDER BY run_at`, [id])).rows;
 
 describe('an every-5-seconds schedule across 3 processes', () => {
   let s: TestServer;
@@ -120,10 +120,11 @@ describe('downtime', () => {
       const events = await db.pool.query(`SELECT deployment_id, count(*)::int AS n FROM deployment_events WHERE deployment_id = ANY($1::uuid[]) AND state = 'missed' GROUP BY 1`, [down.map((r) => r.id)]);
       assert.ok(events.rows.every((r) => r.n === 1) && events.rowCount === down.length, 'one missed event each');
       for (const r of down) assert.equal(hook.hits.filter((h) => h.body.deployment_id === r.id).length, 0, 'a missed one is never called');
-      // No burst: every call was made within the expiry of its instant.
+      // No burst of late runs: every call was started (database clock) within the expiry of its
+      // instant. (When it reached the receiver depends on the machine's load, not on shipclock.)
       for (const h of hook.hits) {
         const row = rows.find((r) => r.id === h.body.deployment_id);
-        assert.ok(row && h.at - row.run_at.getTime() < 2000, 'called within its expiry');
+        assert.ok(row && row.started_at && row.started_at <= row.expires_at, `started within its expiry: ${JSON.stringify(row)}`);
       }
       const sc2 = await api('GET', `/v1/schedules/${sched.id}`, undefined, token);
       assert.ok(Date.parse(sc2.body.next_runs[0]) > upAt, 'carries on with the next one');
