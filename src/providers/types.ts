@@ -24,7 +24,11 @@ export interface DeploymentInfo {
 /** Decrypted credential material, held in memory only for the length of one call. */
 export type Credentials =
   | { provider: 'aws'; access_key_id: string; secret_access_key: string; session_token?: string }
-  | { provider: 'digitalocean'; token: string };
+  | { provider: 'digitalocean'; token: string }
+  /** A kubeconfig document (its current context is used), or a server URL with a bearer token. */
+  | { provider: 'kubernetes'; kubeconfig?: string; server?: string; token?: string; ca_certificate?: string }
+  /** A GitHub token allowed to dispatch workflows; api_url for GitHub Enterprise Server. */
+  | { provider: 'github'; token: string; api_url?: string };
 
 /**
  * Provider-owned reference to what it started (ECS deployment id and task-definition ARN,
@@ -82,4 +86,16 @@ export interface Provider<T = Record<string, unknown>> {
    * (e.g. open a connection), so that at the instant only the call remains. Must not throw.
    */
   prepare?(target: T): void;
+  /**
+   * Restores what ran before this deployment's change (an app's `on_failure: "rollback"`, or
+   * `POST /v1/scheduled_deployments/{id}/rollback` by hand). `ctx.ref` is the deployment's own
+   * ref, so start/poll must keep in it what a rollback needs (the previous task definition, the
+   * previous pod template's revision, ...). Returns the rollback's own StepResult: `follow` with
+   * a ref (then pollRollback is called with it), `succeeded`, `failed` or `retry`. Like start, it
+   * must not act twice for one rollback: a ref it returned is handed back after a crash.
+   * Without it, the provider cannot roll back and the scheduler says so.
+   */
+  rollback?(ctx: ProviderContext<T>): Promise<StepResult>;
+  /** Follows a rollback that rollback() started (`ctx.ref` is what rollback/pollRollback returned). */
+  pollRollback?(ctx: ProviderContext<T>): Promise<StepResult>;
 }

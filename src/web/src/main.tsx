@@ -19,7 +19,7 @@ const TokensPage = lazy(() => import('./pages/Tokens.tsx'));
 const ChangePasswordPage = lazy(() => import('./pages/ChangePassword.tsx'));
 const SchedulesPage = lazy(() => import('./pages/Schedules.tsx'));
 
-const { Header, Content } = Layout;
+const { Header, Content, Sider } = Layout;
 
 function Page({ path }: { path: string }) {
   const { me } = useSession();
@@ -81,22 +81,14 @@ function Shell() {
     { key: '/tokens', label: <a href="/tokens" onClick={(e) => e.preventDefault()}>API tokens</a> },
   ];
 
+  // The sections sit in a side menu: a horizontal one folds items it cannot fit into an overflow
+  // "…" menu, which hid "API tokens" once Schedules was added (and more sections are coming).
   return (
     <Layout style={{ minHeight: '100vh' }}>
       <Header style={{ display: 'flex', alignItems: 'center', gap: 12, paddingInline: screens.md ? 24 : 8 }}>
-        <Typography.Text strong style={{ color: '#fff', fontSize: 18, whiteSpace: 'nowrap' }}>
+        <Typography.Text strong style={{ color: '#fff', fontSize: 18, whiteSpace: 'nowrap', flex: 1 }}>
           shipclock
         </Typography.Text>
-        <nav aria-label="Main" style={{ flex: 1, minWidth: 0 }}>
-          <Menu
-            theme="dark"
-            mode="horizontal"
-            selectedKeys={[section]}
-            items={items}
-            onClick={(e) => navigate(e.key)}
-            style={{ minWidth: 0 }}
-          />
-        </nav>
         <Space size="small">
           {screens.md && (
             <Typography.Text style={{ color: 'rgba(255,255,255,0.75)' }}>
@@ -113,13 +105,20 @@ function Shell() {
           </Button>
         </Space>
       </Header>
-      <Content style={{ padding: screens.md ? 24 : 8 }}>
-        <Suspense fallback={<Spin aria-label="Loading page" />}>
-          <main>
-            <Page path={path} />
-          </main>
-        </Suspense>
-      </Content>
+      <Layout>
+        <Sider breakpoint="md" collapsedWidth={0} width={180} theme="light">
+          <nav aria-label="Main">
+            <Menu mode="inline" selectedKeys={[section]} items={items} onClick={(e) => navigate(e.key)} style={{ borderInlineEnd: 0 }} />
+          </nav>
+        </Sider>
+        <Content style={{ padding: screens.md ? 24 : 8, minWidth: 0 }}>
+          <Suspense fallback={<Spin aria-label="Loading page" />}>
+            <main>
+              <Page path={path} />
+            </main>
+          </Suspense>
+        </Content>
+      </Layout>
     </Layout>
   );
 }
