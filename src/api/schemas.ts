@@ -13,6 +13,10 @@ export const ErrorBody = Type.Object(
       code: Type.String({ description: 'stable machine-readable code, e.g. nonexistent_local_time' }),
       message: Type.String(),
       field: Type.Optional(Type.String({ description: 'the request field the error is about' })),
+      freeze: Type.Optional(Type.Object({ id: Type.String(), name: Type.String() }, { description: 'code "frozen": the deploy freeze the instant falls in' })),
+      next_allowed_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+        description: 'code "frozen": the first instant at or after the requested one that no freeze covers for the app and its dependency (null: none within a year)',
+      })),
     }),
   },
   { $id: 'Error' },
@@ -165,16 +169,22 @@ const TimeFields = {
   expires_after_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 86400, description: 'not started within this long after the instant → missed (default 3600)' })),
 };
 
+export const OverrideFreeze = Type.Object(
+  { reason: Type.String({ maxLength: 1000, description: 'why this deployment goes out during the freeze (non-empty); audited' }) },
+  { additionalProperties: false, description: 'owners only: schedule into a deploy freeze on purpose; freezes then never hold this deployment' },
+);
+
 export const ScheduleCreate = Type.Object(
   {
     app: Type.String({ format: 'uuid', description: 'id of the app to deploy' }),
+    override_freeze: Type.Optional(OverrideFreeze),
     dependency: Type.Optional(Type.Union([Type.String({ format: 'uuid', description: 'id of an app deployed dependency_lead_seconds before, which must succeed first' }), Type.Null()])),
     ...TimeFields,
   },
   { additionalProperties: false },
 );
 
-export const ScheduleUpdate = Type.Object(TimeFields, { additionalProperties: false });
+export const ScheduleUpdate = Type.Object({ ...TimeFields, override_freeze: Type.Optional(OverrideFreeze) }, { additionalProperties: false });
 
 const LocalTimeOut = Type.Object({ year: Type.Integer(), month: Type.Integer(), day: Type.Integer(), hour: Type.Integer(), minute: Type.Integer(), second: Type.Integer() });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -183,7 +193,7 @@ const DateTime = Type.String({ format: 'date-time' });
 const deploymentFields = {
   id: Uuid,
   app: Type.Object({ id: Uuid, name: Type.String() }),
-  state: Type.Union(['scheduled', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'].map((s) => Type.Literal(s))),
+  state: Type.Union(['scheduled', 'held', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'].map((s) => Type.Literal(s))),
   run_at: DateTime,
   timezone: Type.String(),
   local: LocalTimeOut,
@@ -197,6 +207,10 @@ const deploymentFields = {
   started_at: Nullable(DateTime),
   finished_at: Nullable(DateTime),
   schedule_id: Nullable(Type.String({ format: 'uuid', description: 'the recurring schedule this is an occurrence (or an occurrence\'s dependency) of; null for a one-off deployment' })),
+  held_by: Type.Optional(Nullable(Type.String({ format: 'uuid', description: 'state held: the deploy freeze holding it (null when held because its dependency is)' }))),
+  freeze_override: Type.Optional(Nullable(Type.Object({ reason: Type.String(), by: Type.String(), at: DateTime }, {
+    description: 'an owner scheduled (or released) it into a deploy freeze on purpose: freezes never hold it',
+  }))),
 };
 
 const DependencyOut = Type.Object({ ...deploymentFields, dependency: Type.Null() });
@@ -210,7 +224,7 @@ export const ScheduledDeploymentDetail = Type.Object({
 
 export const ListDeploymentsQuery = Type.Object(
   {
-    state: Type.Optional(Type.String({ pattern: '^(scheduled|running|succeeded|failed|canceled|skipped|missed)(,(scheduled|running|succeeded|failed|canceled|skipped|missed))*$', description: 'one state or several, comma-separated' })),
+    state: Type.Optional(Type.String({ pattern: '^(scheduled|held|running|succeeded|failed|canceled|skipped|missed)(,(scheduled|held|running|succeeded|failed|canceled|skipped|missed))*$', description: 'one state or several, comma-separated' })),
     app: Type.Optional(Uuid),
     schedule: Type.Optional(Type.String({ format: 'uuid', description: 'only the occurrences of this recurring schedule' })),
     from: Type.Optional(Type.String({ format: 'date-time', description: 'run_at ≥ from' })),

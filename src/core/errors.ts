@@ -4,6 +4,9 @@
  * else that reaches the API's error handler is an internal error and is never shown verbatim.
  */
 export class ShipclockError extends Error {
+  /** More top-level members of the error object, beside code/message/field (a freeze's `next_allowed_at`). */
+  extra?: Record<string, unknown>;
+
   constructor(
     readonly status: number,
     readonly code: string,
@@ -51,5 +54,16 @@ export class UnauthorizedError extends ShipclockError {
 export class RateLimitedError extends ShipclockError {
   constructor(message: string, readonly retryAfterSeconds: number) {
     super(429, 'too_many_attempts', message);
+  }
+}
+
+/**
+ * 409 `frozen`: the instant (or its dependency's) falls inside a deploy freeze. Carries the freeze
+ * and the next allowed instant (RFC 3339 UTC; null when none within the search bound).
+ */
+export class FrozenError extends ConflictError {
+  constructor(message: string, readonly freeze: { id: string; name: string }, readonly nextAllowedAt: string | null) {
+    super('frozen', message, 'time');
+    this.extra = { freeze, next_allowed_at: nextAllowedAt };
   }
 }

@@ -5,15 +5,19 @@
  *       │                  │
  *       ├─cancel─▶ canceled ◀─cancel (only providers that can recall a rollout)
  *       ├─dependency did not succeed─▶ skipped
- *       └─not started by expires_at─▶ missed
+ *       ├─not started by expires_at─▶ missed
+ *       └─a deploy freeze covers its instant─▶ held ──release / reschedule / freeze gone─▶ scheduled
+ *                                               ├─cancel─▶ canceled
+ *                                               └─still held at expires_at─▶ missed
  */
-export const STATES = ['scheduled', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'] as const;
+export const STATES = ['scheduled', 'held', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'] as const;
 export type DeploymentState = (typeof STATES)[number];
 
 export const FINAL_STATES: readonly DeploymentState[] = ['succeeded', 'failed', 'canceled', 'skipped', 'missed'];
 
 const TRANSITIONS: Record<DeploymentState, readonly DeploymentState[]> = {
-  scheduled: ['running', 'canceled', 'skipped', 'missed'],
+  scheduled: ['running', 'held', 'canceled', 'skipped', 'missed'],
+  held: ['scheduled', 'canceled', 'skipped', 'missed'],
   running: ['succeeded', 'failed', 'canceled'],
   succeeded: [],
   failed: [],
@@ -36,6 +40,6 @@ export function canTransition(from: DeploymentState, to: DeploymentState): boole
  */
 export function dependencyVerdict(dependencyState: DeploymentState | null): 'run' | 'wait' | 'skip' {
   if (dependencyState === null || dependencyState === 'succeeded') return 'run';
-  if (dependencyState === 'scheduled' || dependencyState === 'running') return 'wait';
+  if (dependencyState === 'scheduled' || dependencyState === 'held' || dependencyState === 'running') return 'wait';
   return 'skip';
 }

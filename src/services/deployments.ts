@@ -4,7 +4,8 @@
  * job (due_at), nothing else needs writing for the scheduler to find it.
  */
 import { recordAudit } from '../audit/record.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { coveringAt, type FreezeSpec } from '../core/freeze.ts';
 import { type DeploymentState, isFinal } from '../core/state.ts';
 import { canonicalZone, type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
@@ -13,13 +14,16 @@ import {
   listDeployments, lockAgainstClaims, updateSchedule,
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
+import { releaseHeld, setFreezeOverride } from '../db/sql/freezes.ts';
 import { providerFor } from '../providers/index.ts';
 import { redact } from '../providers/redact.ts';
 import type { Credentials, ProviderContext } from '../providers/types.ts';
 import type { User } from './auth.ts';
 import { getAppRow } from './apps.ts';
 import { decodeCursor, page } from './cursor.ts';
+import { findFrozen, frozenError, type FrozenVerdict, loadSpecs, type Part } from './freeze-check.ts';
 import { endDeployments } from './transitions.ts';
+import { notifyGates } from '../scheduler/gates.ts';
 
 export const DEFAULT_DEPENDENCY_LEAD_SECONDS = 900;
 export const DEFAULT_EXPIRES_AFTER_SECONDS = 3600;
@@ -35,6 +39,8 @@ export interface TimeInput {
   disambiguation?: Disambiguation;
   dependency_lead_seconds?: number;
   expires_after_seconds?: number;
+  /** Owners only: schedule into a deploy freeze on purpose, saying why. */
+  override_freeze?: { reason: string };
 }
 
 export interface ScheduleInput extends TimeInput {
@@ -66,6 +72,8 @@ function toApiBase(r: ApiRow) {
     started_at: r.started_at?.toISOString() ?? null,
     finished_at: r.finished_at?.toISOString() ?? null,
     schedule_id: r.schedule_id ?? null,
+    held_by: r.held_by ?? null,
+    freeze_override: r.freeze_override ?? null,
   };
 }
 
@@ -120,13 +128,41 @@ function dependencyTime(res: Resolved, zone: string, lead: number, now: number) 
   return { runAtMs, local: { year: l.year, month: l.month, day: l.day, hour: l.hour, minute: l.minute, second: l.second }, utcOffset: l.utcOffset };
 }
 
+/** The owner's `override_freeze`, checked: 403 for other roles, 422 naming override_freeze.reason when it is empty. */
+function checkOverride(actor: User, input: TimeInput): { reason: string } | null {
+  if (!input.override_freeze) return null;
+  if (actor.role !== 'owner') throw new ForbiddenError(`override_freeze needs the owner role; you are ${actor.role}`);
+  const reason = String(input.override_freeze.reason ?? '').trim();
+  if (!reason) throw new ValidationError('invalid_override', 'override_freeze.reason must say why the deployment goes out during the freeze', 'override_freeze.reason');
+  return { reason };
+}
+
+/** What is stored on a deployment scheduled into a freeze on purpose. */
+function overrideRecord(actor: User, reason: string, nowMs: number) {
+  return { reason, by: actor.email, at: new Date(nowMs).toISOString() };
+}
+
+/** Audit entry and timeline message of a freeze override. */
+async function recordOverride(c: Queryable, actor: User, id: string, v: FrozenVerdict, reason: string, action: string): Promise<string> {
+  await recordAudit(c, {
+    teamId: actor.team_id, actorId: actor.id, action: 'deployment.freeze_override', targetId: id,
+    details: { freeze: { id: v.window.freeze.id, name: v.window.freeze.name }, reason, on: action },
+  });
+  return `${action} into the deploy freeze "${v.window.freeze.name}" by ${actor.email} (override: ${reason})`;
+}
+
 export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
   input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
   const lead = input.dependency_lead_seconds ?? DEFAULT_DEPENDENCY_LEAD_SECONDS;
   const expires = input.expires_after_seconds ?? DEFAULT_EXPIRES_AFTER_SECONDS;
   const disambiguation = input.disambiguation ?? 'earlier';
-  if (!input.dependency) {
+  const override = checkOverride(actor, input);
+  // The team's freezes (one indexed read; none for most teams). A frozen instant takes the
+  // transaction below, which checks the past and the app first, so the errors keep their order.
+  const specs: FreezeSpec[] = await loadSpecs(pool, actor.team_id);
+  const maybeFrozen = specs.length > 0 && coveringAt(specs, input.app, res.runAtMs) !== null;
+  if (!input.dependency && !maybeFrozen) {
     // The common case, in one statement (one round trip, no BEGIN/COMMIT): it writes nothing
     // when the instant is past or the app unknown, and says which, checked in the same order
     // as the transaction below so the errors are the same.
@@ -145,11 +181,19 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
     const app = await getAppRow(c, actor.team_id, input.app);
     if (!app) throw new ValidationError('unknown_app', `no app ${input.app} in your team`, 'app');
     let depId: string | null = null;
+    const parts: Part[] = [{ appId: app.id, appName: app.name, runAtMs: res.runAtMs, role: 'deployment', offsetMs: 0 }];
+    let depPlan: { app: NonNullable<Awaited<ReturnType<typeof getAppRow>>>; dt: ReturnType<typeof dependencyTime> } | null = null;
     if (input.dependency) {
       if (input.dependency === input.app) throw new ValidationError('self_dependency', 'an app cannot be its own dependency', 'dependency');
       const depApp = await getAppRow(c, actor.team_id, input.dependency);
       if (!depApp) throw new ValidationError('unknown_app', `no app ${input.dependency} in your team`, 'dependency');
-      const dt = dependencyTime(res, input.timezone, lead, now);
+      depPlan = { app: depApp, dt: dependencyTime(res, input.timezone, lead, now) };
+      parts.push({ appId: depApp.id, appName: depApp.name, runAtMs: depPlan.dt.runAtMs, role: 'dependency', offsetMs: lead * 1000 });
+    }
+    const frozen = await findFrozen(c, actor.team_id, parts, specs);
+    if (frozen && !override) throw frozenError(frozen, input.timezone);
+    if (depPlan) {
+      const { app: depApp, dt } = depPlan;
       depId = await insertDeployment(c, {
         team_id: actor.team_id, app_id: depApp.id, run_at: new Date(dt.runAtMs), timezone: input.timezone, local: dt.local,
         utc_offset: dt.utcOffset, disambiguation, dependency_id: null, dependency_lead_seconds: null,
@@ -162,14 +206,19 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
       expires_after_seconds: expires, created_by: actor.id,
     });
     const created = depId ? [depId, id] : [id];
-    await insertEvents(c, created.map((x) => ({ id: x, state: 'scheduled', message: x === depId ? `scheduled as the dependency of ${id}` : 'scheduled' })));
+    let note = '';
+    if (frozen && override) {
+      await setFreezeOverride(c, created, overrideRecord(actor, override.reason, now));
+      note = `; ${await recordOverride(c, actor, id, frozen, override.reason, 'scheduled')}`;
+    }
+    await insertEvents(c, created.map((x) => ({ id: x, state: 'scheduled', message: (x === depId ? `scheduled as the dependency of ${id}` : 'scheduled') + note })));
     await notifyDue(c, new Date(depId ? res.runAtMs - lead * 1000 : res.runAtMs));
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.create', targetId: id, details: { app: app.name, run_at: new Date(res.runAtMs).toISOString(), timezone: input.timezone, dependency: depId } });
     return loadOut(c, actor.team_id, id);
   });
 }
 
-async function loadOut(db: Queryable, teamId: string, id: string) {
+export async function loadOut(db: Queryable, teamId: string, id: string) {
   const row = await getDeployment(db, teamId, id);
   if (!row) throw new NotFoundError('scheduled deployment');
   const dep = row.dependency_id ? (await getDeploymentsByIds(db, [row.dependency_id]))[0] ?? null : null;
@@ -202,19 +251,20 @@ export async function list(pool: Pool, actor: User, q: { state?: string; app?: s
 }
 
 function assertMovable(row: DeploymentRow & { lease_until?: Date | null }, now: number, what: string): void {
-  if (row.state !== 'scheduled') throw new ConflictError('not_scheduled', `the ${what} is ${row.state}; only a scheduled deployment can be changed`);
+  if (row.state !== 'scheduled' && row.state !== 'held') throw new ConflictError('not_scheduled', `the ${what} is ${row.state}; only a scheduled (or held) deployment can be changed`);
   if (isFiring(row, new Date(now))) throw new ConflictError('firing', `the ${what} is being fired right now`);
 }
 
 export async function reschedule(pool: Pool, actor: User, id: string, input: TimeInput) {
   input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
+  const override = checkOverride(actor, input);
   return inTransaction(pool, async (c) => {
     const now = await dbNow(c);
     const row = await getDeployment(c, actor.team_id, id, true);
     if (!row) throw new NotFoundError('scheduled deployment');
     assertMovable(row, now, 'deployment');
-    const dependent = await c.query<{ id: string }>(`SELECT id FROM deployments WHERE dependency_id = $1 AND state = 'scheduled'`, [id]);
+    const dependent = await c.query<{ id: string }>(`SELECT id FROM deployments WHERE dependency_id = $1 AND state IN ('scheduled', 'held')`, [id]);
     if (dependent.rowCount) {
       throw new ConflictError('is_dependency', `this is the dependency of ${dependent.rows[0].id}: reschedule that one and its dependency moves with it`);
     }
@@ -223,22 +273,37 @@ export async function reschedule(pool: Pool, actor: User, id: string, input: Tim
     const disambiguation = input.disambiguation ?? 'earlier';
     const lead = input.dependency_lead_seconds ?? row.dependency_lead_seconds ?? DEFAULT_DEPENDENCY_LEAD_SECONDS;
     const moved: string[] = [id];
+    const parts: Part[] = [{ appId: row.app_id, appName: row.app_name, runAtMs: res.runAtMs, role: 'deployment', offsetMs: 0 }];
+    let depMove: { dep: DeploymentRow; dt: ReturnType<typeof dependencyTime> } | null = null;
     if (row.dependency_id) {
       const dep = await getDeployment(c, actor.team_id, row.dependency_id, true);
       // A dependency that already ran (or is running) stays where it was; a pending one moves, keeping the lead.
-      if (dep && dep.state === 'scheduled') {
+      if (dep && (dep.state === 'scheduled' || dep.state === 'held')) {
         assertMovable(dep, now, 'dependency');
-        const dt = dependencyTime(res, input.timezone, lead, now);
-        await updateSchedule(c, dep.id, { run_at: new Date(dt.runAtMs), timezone: input.timezone, local: dt.local, utc_offset: dt.utcOffset, disambiguation, expires_after_seconds: expires, dependency_lead_seconds: null });
-        moved.push(dep.id);
+        depMove = { dep, dt: dependencyTime(res, input.timezone, lead, now) };
+        parts.push({ appId: dep.app_id, appName: dep.app_name, runAtMs: depMove.dt.runAtMs, role: 'dependency', offsetMs: lead * 1000 });
       }
+    }
+    const frozen = await findFrozen(c, actor.team_id, parts);
+    if (frozen && !override) throw frozenError(frozen, input.timezone);
+    const freezeOverride = frozen && override ? overrideRecord(actor, override.reason, now) : null;
+    if (depMove) {
+      const { dep, dt } = depMove;
+      await updateSchedule(c, dep.id, {
+        run_at: new Date(dt.runAtMs), timezone: input.timezone, local: dt.local, utc_offset: dt.utcOffset, disambiguation, expires_after_seconds: expires,
+        dependency_lead_seconds: null, freeze_override: freezeOverride,
+      });
+      moved.push(dep.id);
     }
     await updateSchedule(c, id, {
       run_at: new Date(res.runAtMs), timezone: input.timezone, local: res.local, utc_offset: res.utcOffset, disambiguation,
-      expires_after_seconds: expires, dependency_lead_seconds: row.dependency_id ? lead : null,
+      expires_after_seconds: expires, dependency_lead_seconds: row.dependency_id ? lead : null, freeze_override: freezeOverride,
     });
-    await insertEvents(c, moved.map((x) => ({ id: x, state: 'scheduled', message: `rescheduled to ${new Date(x === id ? res.runAtMs : res.runAtMs - lead * 1000).toISOString()}` })));
+    const note = frozen && override ? `; ${await recordOverride(c, actor, id, frozen, override.reason, 'rescheduled')}` : '';
+    await insertEvents(c, moved.map((x) => ({ id: x, state: 'scheduled', message: `rescheduled to ${new Date(x === id ? res.runAtMs : res.runAtMs - lead * 1000).toISOString()}${note}` })));
     await notifyDue(c, null);
+    // A claimed row's fire-gate verdict may be stale now.
+    await notifyGates(c);
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.reschedule', targetId: id, details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone } });
     return loadOut(c, actor.team_id, id);
   });
@@ -259,7 +324,7 @@ export async function cancel(pool: Pool, actor: User, id: string, resolveTarget:
     const items = [{ finish: { id, state: 'canceled' as const, error: null, log: '', ref: null }, message: `canceled by ${actor.email}` }];
     if (row.dependency_id) {
       const dep = await getDeployment(c, actor.team_id, row.dependency_id, true);
-      if (dep && dep.state === 'scheduled' && !isFiring(dep, new Date(now))) {
+      if (dep && (dep.state === 'scheduled' || dep.state === 'held') && !isFiring(dep, new Date(now))) {
         items.push({ finish: { id: dep.id, state: 'canceled', error: null, log: '', ref: null }, message: `canceled with its dependent ${id}` });
       }
     }
@@ -337,5 +402,32 @@ async function recallRunning(pool: Pool, actor: User, row: DeploymentRow, resolv
   await inTransaction(pool, async (c) => {
     await endDeployments(c, [{ finish: { id: row.id, state: 'canceled', error: null, log: '', ref: null }, message: `rollout recalled by ${actor.email}` }]);
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.cancel', targetId: row.id, details: { recalled: true } });
+  });
+}
+
+/**
+ * Releases a held deployment (owners): scheduled again, with its held dependency, due at its
+ * instant (or at once, when that passed within its expiry). A release is an override: the
+ * freeze (and any other) no longer holds it, at scheduling or at its instant. Audited.
+ */
+export async function release(pool: Pool, actor: User, id: string, reasonRaw: string) {
+  const reason = String(reasonRaw ?? '').trim();
+  if (!reason) throw new ValidationError('invalid_reason', 'reason must say why the deployment goes out despite the freeze', 'reason');
+  return inTransaction(pool, async (c) => {
+    const now = await dbNow(c);
+    const row = await getDeployment(c, actor.team_id, id, true);
+    if (!row) throw new NotFoundError('scheduled deployment');
+    if (row.state !== 'held') throw new ConflictError('not_held', `the deployment is ${row.state}; only a held deployment can be released`);
+    if (isFiring(row, new Date(now))) throw new ConflictError('firing', 'the deployment is being looked at by the scheduler right now (its expiry); try again in a moment');
+    const ids = [id];
+    if (row.dependency_id) {
+      const dep = await getDeployment(c, actor.team_id, row.dependency_id, true);
+      if (dep && dep.state === 'held' && !isFiring(dep, new Date(now))) ids.push(dep.id);
+    }
+    const released = await releaseHeld(c, ids, overrideRecord(actor, reason, now));
+    await insertEvents(c, released.map((x) => ({ id: x, state: 'scheduled', message: `released by ${actor.email}${x === id ? '' : ` with its dependent ${id}`}: ${reason}` })));
+    await notifyDue(c, null);
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.release', targetId: id, details: { reason, freeze: row.held_by, also_released: released.filter((x) => x !== id) } });
+    return loadOut(c, actor.team_id, id);
   });
 }

@@ -41,6 +41,10 @@ export interface DeploymentRow {
   finished_at: Date | null;
   /** The recurring schedule this row is an occurrence (or an occurrence's dependency) of; null for one-off deployments. */
   schedule_id: string | null;
+  /** state held: the freeze holding it (null when held because its dependency is). */
+  held_by: string | null;
+  /** An owner scheduled or released it into a freeze on purpose: freezes never hold it. */
+  freeze_override: { reason: string; by: string; at: string } | null;
 }
 
 const SELECT = `SELECT d.*, a.name AS app_name FROM deployments d JOIN apps a ON a.id = d.app_id`;
@@ -77,7 +81,7 @@ export async function insertDeployment(db: Queryable, d: NewDeployment): Promise
 export const API_COLUMNS = [
   'id', 'app_id', 'state', 'run_at', 'timezone', 'local_year', 'local_month', 'local_day', 'local_hour', 'local_minute',
   'local_second', 'utc_offset', 'dependency_lead_seconds', 'expires_at', 'attempts', 'error', 'provider_ref', 'created_at',
-  'started_at', 'finished_at', 'schedule_id',
+  'started_at', 'finished_at', 'schedule_id', 'held_by', 'freeze_override',
 ] as const;
 export type ApiRow = Pick<DeploymentRow, (typeof API_COLUMNS)[number] | 'app_name'>;
 
@@ -186,22 +190,27 @@ export async function listDeployments(db: Queryable, f: ListFilter): Promise<Dep
 export async function updateSchedule(
   db: Queryable,
   id: string,
-  s: { run_at: Date; timezone: string; local: NewDeployment['local']; utc_offset: string; disambiguation: string; expires_after_seconds: number; dependency_lead_seconds: number | null },
+  s: {
+    run_at: Date; timezone: string; local: NewDeployment['local']; utc_offset: string; disambiguation: string; expires_after_seconds: number;
+    dependency_lead_seconds: number | null; freeze_override?: Record<string, unknown> | null;
+  },
 ): Promise<void> {
+  // A held row moved to a new instant is scheduled again (the caller checked the freezes).
   await db.query(
     `UPDATE deployments SET run_at = $2, timezone = $3, local_year = $4, local_month = $5, local_day = $6, local_hour = $7,
         local_minute = $8, local_second = $9, utc_offset = $10, disambiguation = $11, expires_after_seconds = $12,
         expires_at = $2::timestamptz + $12::integer * interval '1 second', due_at = $2, dependency_lead_seconds = $13,
+        state = 'scheduled', held_by = NULL, error = CASE WHEN state = 'held' THEN NULL ELSE error END, freeze_override = $14::jsonb,
         lease_owner = NULL, lease_until = NULL, updated_at = now()
-      WHERE id = $1 AND state = 'scheduled'`,
+      WHERE id = $1 AND state IN ('scheduled', 'held')`,
     [id, s.run_at, s.timezone, s.local.year, s.local.month, s.local.day, s.local.hour, s.local.minute, s.local.second,
-      s.utc_offset, s.disambiguation, s.expires_after_seconds, s.dependency_lead_seconds],
+      s.utc_offset, s.disambiguation, s.expires_after_seconds, s.dependency_lead_seconds, s.freeze_override ? JSON.stringify(s.freeze_override) : null],
   );
 }
 
 /** True while a process holds the lease of a scheduled deployment: it is about to fire it. */
 export function isFiring(row: { state: string; lease_owner: string | null; lease_until?: Date | null }, now: Date): boolean {
-  return row.state === 'scheduled' && row.lease_owner !== null && !!row.lease_until && row.lease_until > now;
+  return (row.state === 'scheduled' || row.state === 'held') && row.lease_owner !== null && !!row.lease_until && row.lease_until > now;
 }
 
 /**
@@ -369,7 +378,7 @@ export async function finishMany(db: Queryable, rows: Finish[]): Promise<Array<{
               due_at = NULL, lease_owner = NULL, lease_until = NULL, phase = NULL,
               log = right(d.log || x.log, 65536), provider_ref = COALESCE(x.ref, d.provider_ref)
          FROM x
-        WHERE d.id = x.id AND d.state IN ('scheduled', 'running')
+        WHERE d.id = x.id AND d.state IN ('scheduled', 'held', 'running')
         RETURNING d.id, d.team_id, d.app_id, d.state, d.error
      ), waiting AS (
        -- What may have waited on them: their dependents, and deployments of the same apps whose
