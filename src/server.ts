@@ -18,7 +18,7 @@ import { startNotifier } from './notifications/notifier.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
 import type { Credentials } from './providers/types.ts';
-import { GATES_CHANNEL } from './scheduler/gates.ts';
+import { GATES_CHANNEL, registerGate } from './scheduler/gates.ts';
 import { OccurrenceMaterializer } from './scheduler/occurrences.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
@@ -26,6 +26,7 @@ import { AuthService, bootstrapAdmin } from './services/auth.ts';
 import { loadCredentials } from './services/credentials.ts';
 import { OidcService } from './services/oidc.ts';
 import type { TargetResolver } from './services/deployments.ts';
+import { freezeGate } from './services/freezes.ts';
 
 export type Role = 'serve' | 'worker';
 
@@ -107,6 +108,9 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   const listener = new Listener(databaseUrl, channels, (m) => log.info(m));
   await listener.start();
   const resolveTarget = makeTargetResolver(pool, box);
+  // Fire gates, in order: a freeze holds a deployment (parks it), so it comes before any gate
+  // that ends one (approvals): a held deployment is asked again when released.
+  registerGate(freezeGate);
   const scheduler = new Scheduler({
     pool, listener, logger: log.child({ component: 'scheduler' }), workerId,
     prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds, warmUpCalls: config.warmUpCalls,

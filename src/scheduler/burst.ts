@@ -85,8 +85,11 @@ export class Burst {
     const needDeps: Held[] = [];
     const running: Held[] = [];
     const missed: Held[] = [];
+    const heldOut: Held[] = [];
     for (const h of live) {
       if (h.row.state === 'running') running.push(h);
+      // A held row comes due at its expiry (a freeze held it and nobody released it): missed.
+      else if (h.row.state === 'held') heldOut.push(h);
       else if (h.row.state !== 'scheduled') continue;
       // Expired before they could start: missed, never run late.
       else if (now > h.row.expires_at.getTime()) missed.push(h);
@@ -98,6 +101,9 @@ export class Burst {
     const started = toRun.length ? this.startScheduled(toRun) : null;
     for (const h of missed) {
       this.outcomes.end(h, 'missed', `not started within ${h.row.expires_after_seconds} s of its instant (expires_after_seconds); never run late`);
+    }
+    for (const h of heldOut) {
+      this.outcomes.end(h, 'missed', `still held at its expiry (${h.row.expires_after_seconds} s after its instant), never released: ${h.row.error ?? 'held by a deploy freeze'}`);
     }
     if (needDeps.length) {
       const states = await dependencyStates(this.run.o.pool, needDeps.map((h) => h.row.dependency_id!));

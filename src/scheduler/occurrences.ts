@@ -23,6 +23,7 @@
  *   overtaken the same way (a later occurrence of the schedule is due too) are ended missed each
  *   cycle: a schedule never runs a burst of late occurrences.
  */
+import { coveringAt, type FreezeSpec } from '../core/freeze.ts';
 import { type Occurrence, occurrences, type RecurrenceSpec } from '../core/recurrence.ts';
 import { localTimeAt } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
@@ -33,6 +34,8 @@ import {
 } from '../db/sql/schedules.ts';
 import { enqueueNotifications } from '../notifications/enqueue.ts';
 import type { Logger } from '../observability/logger.ts';
+import { liveFreezes, specOf as freezeSpecOf } from '../db/sql/freezes.ts';
+import { heldWhy } from '../services/freeze-check.ts';
 import { endDeployments } from '../services/transitions.ts';
 
 /** The limits of materialization (src/config.ts: SHIPCLOCK_SCHEDULE_*). */
@@ -175,6 +178,7 @@ export async function materializeSchedules(db: Queryable, schedules: ScheduleRow
     for (const r of plan.rows) rows.push(r);
     progress.push({ id: s.id, materializedUntil: new Date(plan.materializedUntil), materializeAt: plan.materializeAt === null ? null : new Date(plan.materializeAt) });
   }
+  await holdFrozen(db, rows, schedules);
   const inserted = await insertOccurrences(db, rows);
   // Their first timeline events (and the events NOTIFYs, in chunks), with the planned messages.
   const key = (scheduleId: string, at: number, role: string) => `${scheduleId}|${at}|${role}`;
@@ -186,6 +190,45 @@ export async function materializeSchedules(db: Queryable, schedules: ScheduleRow
   for (const r of inserted) if (r.state === 'scheduled' && r.run_at.getTime() < earliest) earliest = r.run_at.getTime();
   if (earliest <= nowMs + DUE_NOTIFY_HORIZON_SECONDS * 1000) await notifyDue(db, new Date(earliest));
   return inserted.length;
+}
+
+/**
+ * Occurrences whose instant falls inside a deploy freeze for their app are created `held` (and an
+ * occurrence whose dependency row is held, too): they never fire by themselves. One read of the
+ * teams' live freezes; nothing when there are none.
+ */
+async function holdFrozen(db: Queryable, rows: OccurrenceRow[], schedules: ScheduleRow[]): Promise<void> {
+  const scheduled = rows.filter((r) => r.state === 'scheduled');
+  if (!scheduled.length) return;
+  const freezes = await liveFreezes(db, [...new Set(scheduled.map((r) => r.teamId))]);
+  if (!freezes.length) return;
+  const byTeam = new Map<string, FreezeSpec[]>();
+  for (const f of freezes) byTeam.set(f.team_id, [...(byTeam.get(f.team_id) ?? []), freezeSpecOf(f)]);
+  const byId = new Map(schedules.map((s) => [s.id, s]));
+  const heldDeps = new Map<string, string | null>();
+  // A dependency row comes before its occurrence row (planMaterialization pushes it first).
+  for (const r of scheduled) {
+    const specs = byTeam.get(r.teamId);
+    if (!specs) continue;
+    const s = byId.get(r.scheduleId);
+    const key = `${r.scheduleId}|${r.occurrenceAt}`;
+    let w = null;
+    try {
+      w = coveringAt(specs, r.appId, r.runAt);
+    } catch { /* a freeze this runtime cannot read never holds a row */ }
+    if (w) {
+      r.state = 'held';
+      r.heldBy = w.freeze.id;
+      r.error = heldWhy(w, (r.role === 'dependency' ? s?.dependency_app_name : s?.app_name) ?? r.appId, r.timezone);
+      r.message = r.error;
+      if (r.role === 'dependency') heldDeps.set(key, w.freeze.id);
+    } else if (r.role === 'occurrence' && heldDeps.has(key)) {
+      r.state = 'held';
+      r.heldBy = heldDeps.get(key)!;
+      r.error = 'held: its dependency is held by a deploy freeze';
+      r.message = r.error;
+    }
+  }
 }
 
 /** Ends overtaken occurrences (and their dependency rows that have not started) as missed. */

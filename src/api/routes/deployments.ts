@@ -1,13 +1,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { cancel, getOne, list, reschedule, schedule } from '../../services/deployments.ts';
+import { Type } from '@sinclair/typebox';
+import { cancel, getOne, list, release, reschedule, schedule } from '../../services/deployments.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
 import {
   ErrorBody, IdParams, ListDeploymentsQuery, Page, ScheduleCreate, ScheduledDeployment, ScheduledDeploymentDetail, ScheduleUpdate, Wrapped,
 } from '../schemas.ts';
 
-const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody };
+const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody };
 
 export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -42,4 +43,14 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
       params: IdParams, response: { 200: Wrapped(ScheduledDeployment), ...errors },
     },
   }, async (req) => ({ result: await cancel(ctx.pool, requireRole(req, 'deployer'), req.params.id, ctx.resolveTarget) }));
+
+  app.post('/v1/scheduled_deployments/:id/release', {
+    schema: {
+      tags: ['scheduled deployments'],
+      summary: 'Release a held deployment (owners): scheduled again at its instant, despite the freeze; audited',
+      params: IdParams,
+      body: Type.Object({ reason: Type.String({ minLength: 1, maxLength: 1000, description: 'why it goes out despite the freeze' }) }, { additionalProperties: false }),
+      response: { 200: Wrapped(ScheduledDeployment), ...errors },
+    },
+  }, async (req) => ({ result: await release(ctx.pool, requireRole(req, 'owner'), req.params.id, req.body.reason) }));
 }

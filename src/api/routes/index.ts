@@ -6,6 +6,7 @@ import auth from './auth.ts';
 import credentials from './credentials.ts';
 import deployments from './deployments.ts';
 import events from './events.ts';
+import freezes from './freezes.ts';
 import notifications from './notifications.ts';
 import oidc from './oidc.ts';
 import schedules from './schedules.ts';
@@ -14,5 +15,5 @@ import tokens from './tokens.ts';
 
 /** Every /v1 route module; each is a plain function of (app, ctx). */
 export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
-  for (const routes of [auth, teams, apps, credentials, deployments, events, notifications, audit, tokens, oidc, schedules]) await routes(app, ctx);
+  for (const routes of [auth, teams, apps, credentials, deployments, events, notifications, audit, tokens, oidc, schedules, freezes]) await routes(app, ctx);
 }

@@ -170,6 +170,8 @@ export interface OccurrenceRow {
   createdBy: string | null;
   /** The text of its first timeline event. */
   message: string;
+  /** state held: the deploy freeze holding it (null when held because its dependency is). */
+  heldBy?: string | null;
 }
 
 export interface InsertedOccurrence {
@@ -196,19 +198,20 @@ export async function insertOccurrences(db: Queryable, rows: OccurrenceRow[]): P
   const col = <T>(f: (r: OccurrenceRow) => T) => rows.map(f);
   const cols = `team_id, app_id, schedule_id, schedule_generation, schedule_role, occurrence_at, run_at, timezone, local_year, local_month,
       local_day, local_hour, local_minute, local_second, utc_offset, state, error, expires_after_seconds, expires_at, due_at,
-      finished_at, created_by`;
+      finished_at, created_by, held_by`;
   const values = `x.team_id, x.app_id, x.schedule_id, x.generation, x.role, x.occurrence_at, x.run_at, x.timezone, x.ly, x.lmo,
       x.ld, x.lh, x.lmi, x.ls, x.utc_offset, x.state, x.error, x.expires, x.run_at + x.expires * interval '1 second',
-      CASE WHEN x.state = 'scheduled' THEN x.run_at END, CASE WHEN x.state IN ('scheduled', 'held') THEN NULL ELSE now() END, x.created_by`;
+      CASE WHEN x.state = 'scheduled' THEN x.run_at WHEN x.state = 'held' THEN x.run_at + x.expires * interval '1 second' END,
+      CASE WHEN x.state IN ('scheduled', 'held') THEN NULL ELSE now() END, x.created_by, x.held_by`;
   const conflict = `ON CONFLICT (schedule_id, schedule_generation, occurrence_at, schedule_role) WHERE schedule_id IS NOT NULL DO NOTHING`;
   const returning = 'RETURNING id, team_id, app_id, state, error, run_at, schedule_id, occurrence_at, schedule_role';
   const r = await db.query<InsertedOccurrence>(
     `WITH x AS (
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[],
                             $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[], $15::text[], $16::text[], $17::text[],
-                            $18::int[], $19::int[], $20::uuid[])
+                            $18::int[], $19::int[], $20::uuid[], $21::uuid[])
          AS x(team_id, app_id, schedule_id, generation, role, occurrence_at, run_at, timezone, ly, lmo, ld, lh, lmi, ls, utc_offset,
-              state, error, lead, expires, created_by)
+              state, error, lead, expires, created_by, held_by)
      ), deps AS (
        INSERT INTO deployments (${cols})
        SELECT ${values} FROM x WHERE x.role = 'dependency'
@@ -232,7 +235,7 @@ export async function insertOccurrences(db: Queryable, rows: OccurrenceRow[]): P
       col((r) => new Date(r.occurrenceAt)), col((r) => new Date(r.runAt)), col((r) => r.timezone), col((r) => r.local.year),
       col((r) => r.local.month), col((r) => r.local.day), col((r) => r.local.hour), col((r) => r.local.minute), col((r) => r.local.second),
       col((r) => r.utcOffset), col((r) => r.state), col((r) => r.error), col((r) => r.leadSeconds), col((r) => r.expiresAfterSeconds),
-      col((r) => r.createdBy)],
+      col((r) => r.createdBy), col((r) => r.heldBy ?? null)],
   );
   return r.rows;
 }
@@ -244,7 +247,7 @@ export async function insertOccurrences(db: Queryable, rows: OccurrenceRow[]): P
 export async function pendingOccurrences(db: Queryable, scheduleId: string): Promise<Array<{ id: string }>> {
   const r = await db.query<{ id: string }>(
     `SELECT id FROM deployments
-      WHERE schedule_id = $1 AND state = 'scheduled' AND NOT (lease_owner IS NOT NULL AND lease_until > now())
+      WHERE schedule_id = $1 AND state IN ('scheduled', 'held') AND NOT (lease_owner IS NOT NULL AND lease_until > now())
       FOR UPDATE`,
     [scheduleId],
   );
