@@ -114,7 +114,7 @@ export interface EventRow {
 
 export async function listEvents(db: Queryable, deploymentId: string): Promise<EventRow[]> {
   const r = await db.query<EventRow>(
-    'SELECT id::text, at, state, message FROM deployment_events WHERE deployment_id = $1 ORDER BY id',
+    'SELECT id::text, at, state, message FROM deployment_events WHERE deployment_id = $1 ORDER BY deployment_events.id',
     [deploymentId],
   );
   return r.rows;
