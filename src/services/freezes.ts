@@ -61,7 +61,7 @@ function wallOf(s: string | null): WallTime | null {
 export function freezeToApi(f: FreezeRow, nowMs: number) {
   let next: Array<{ start: string; end: string }> = [];
   try {
-    next = windowsOf(specOf(f), nowMs, nowMs + 400 * 86_400_000).slice(0, NEXT_WINDOWS)
+    next = windowsOf(specOf(f), nowMs, f.kind === 'once' ? Number.POSITIVE_INFINITY : nowMs + 400 * 86_400_000).slice(0, NEXT_WINDOWS)
       .map((w) => ({ start: new Date(w.startMs).toISOString(), end: new Date(w.endMs).toISOString() }));
   } catch { /* a zone or expression this runtime no longer takes: no windows shown */ }
   return {

@@ -8,6 +8,7 @@ import { ApiClient, ApiError } from './http.ts';
 import { readConfig, writeConfig } from './config.ts';
 import { looksLikeId, machineZone, parseAt, parseDuration, parseLimit, parseState, parseZone, UsageError } from './parse.ts';
 import { appLabel, deploymentDetails, deploymentSummary, localString, table, type AppView, type DeploymentView } from './format.ts';
+import { frozenHint, registerFreezeCommands } from './freezes.ts';
 import { registerScheduleCommands } from './schedules.ts';
 import { watchDeployment } from './watch.ts';
 
@@ -117,9 +118,10 @@ export function registerClientCommands(program: Command): void {
     .option('--tz <zone>', `IANA time zone of --at (default: this machine's, ${machineZone()})`, opt(parseZone))
     .option('--after <app>', 'deploy this app (name or id) first, --lead before')
     .option('--lead <duration>', 'how long before APP the --after app deploys: 15m, 90s, 1h (default 15m)', opt((s) => parseDuration(s, '--lead')))
+    .option('--override-freeze <reason>', 'owners: schedule into a deploy freeze on purpose, saying why (audited)')
     .option('--json', 'print the scheduled deployment as JSON')
     .addHelpText('after', '\nExample:\n  shipclock schedule api --at "2030-03-01 02:00" --tz Europe/Berlin --after db-migrate --lead 10m')
-    .action(run(async (appRef: string, o: { at: ReturnType<typeof parseAt>; tz?: string; after?: string; lead?: number; json?: boolean }) => {
+    .action(run(async (appRef: string, o: { at: ReturnType<typeof parseAt>; tz?: string; after?: string; lead?: number; overrideFreeze?: string; json?: boolean }) => {
       if (o.lead !== undefined && !o.after) throw new UsageError('--lead needs --after');
       const c = client();
       const list = await appsById(c);
@@ -128,7 +130,15 @@ export function registerClientCommands(program: Command): void {
       const body: Record<string, unknown> = { app: app.id, ...o.at, timezone: o.tz ?? parseZone(machineZone()) };
       if (dep) body.dependency = dep.id;
       if (o.lead !== undefined) body.dependency_lead_seconds = o.lead;
-      const { result } = await c.post<{ result: DeploymentView }>('/v1/scheduled_deployments', body);
+      if (o.overrideFreeze !== undefined) body.override_freeze = { reason: o.overrideFreeze };
+      let result: DeploymentView;
+      try {
+        ({ result } = await c.post<{ result: DeploymentView }>('/v1/scheduled_deployments', body));
+      } catch (err) {
+        // 409 frozen: say which freeze, and when the next allowed time is, in the zone asked for.
+        if (err instanceof ApiError && err.code === 'frozen') throw new Error(frozenHint(err, String(body.timezone)));
+        throw err;
+      }
       if (o.json) return json(result);
       const names = nameMap(list);
       out(`scheduled ${deploymentSummary(result, names)}`);
@@ -138,7 +148,7 @@ export function registerClientCommands(program: Command): void {
   program
     .command('ls')
     .description('list scheduled deployments (newest instants last)')
-    .option('--state <state>', 'only this state: scheduled, running, succeeded, failed, canceled, skipped, missed', opt(parseState))
+    .option('--state <state>', 'only this state: scheduled, held, running, succeeded, failed, canceled, skipped, missed', opt(parseState))
     .option('--app <app>', 'only this app (name or id)')
     .option('--limit <n>', 'at most this many (default 50)', opt(parseLimit), 50)
     .option('--json', 'print JSON')
@@ -193,4 +203,5 @@ export function registerClientCommands(program: Command): void {
     }));
 
   registerScheduleCommands(program);
+  registerFreezeCommands(program);
 }

@@ -7,6 +7,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** The whole `error` object of the answer (a 409 frozen carries `freeze` and `next_allowed_at`). */
+    readonly body?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -49,7 +51,7 @@ export class ApiClient {
       if (res.status === 401 && path !== '/v1/auth/login') {
         message += this.token?.startsWith('shc_') ? ' (the API token was refused: revoked, expired or mistyped)' : ' (run "shipclock login" again)';
       }
-      throw new ApiError(res.status, e?.code ?? `http_${res.status}`, message, e?.field);
+      throw new ApiError(res.status, e?.code ?? `http_${res.status}`, message, e?.field, e as Record<string, unknown> | undefined);
     }
     return json as T;
   }
