@@ -5,8 +5,8 @@
  */
 
 export type Role = 'owner' | 'deployer' | 'viewer';
-export type DeploymentState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'skipped' | 'missed';
-export const DEPLOYMENT_STATES: DeploymentState[] = ['scheduled', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'];
+export type DeploymentState = 'scheduled' | 'held' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'skipped' | 'missed';
+export const DEPLOYMENT_STATES: DeploymentState[] = ['scheduled', 'held', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed'];
 
 export interface Me {
   id: string;
@@ -74,6 +74,10 @@ export interface ScheduledDeployment {
   finished_at?: string | null;
   /** The recurring schedule this is an occurrence of; null for a one-off deployment. */
   schedule_id?: string | null;
+  /** state held: the deploy freeze holding it. */
+  held_by?: string | null;
+  /** An owner scheduled or released it into a freeze on purpose. */
+  freeze_override?: { reason: string; by: string; at: string } | null;
 }
 
 export interface DeploymentEvent {
@@ -101,6 +105,8 @@ export interface ScheduleRequest extends Partial<LocalFields> {
   dependency_lead_seconds?: number;
   disambiguation?: 'earlier' | 'later' | 'reject';
   expires_after_seconds?: number;
+  /** Owners: schedule into a deploy freeze on purpose. */
+  override_freeze?: { reason: string };
 }
 
 /** An error answer from the API, or a network failure (status 0). */
@@ -317,4 +323,63 @@ export const accountsApi = {
   listTokens: (cursor?: string | null) => request<ListPage<ApiToken>>('GET', `/v1/tokens${query({ cursor, limit: 500 })}`),
   createToken: (body: { name: string; role?: Role; expires_in_days?: number }) => request<ApiToken & { token: string }>('POST', '/v1/tokens', body),
   revokeToken: (id: string) => request<null>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`),
+};
+
+/** Wall-clock fields of a one-off freeze's start or end. */
+export interface WallFields {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+}
+
+/** A deploy freeze (GET /v1/freezes). */
+export interface Freeze {
+  id: string;
+  name: string;
+  reason: string | null;
+  kind: 'once' | 'recurring';
+  timezone: string;
+  start: WallFields | null;
+  end: WallFields | null;
+  start_at: string | null;
+  end_at: string | null;
+  cron: string | null;
+  duration_seconds: number | null;
+  apps: string[] | null;
+  next_windows: Array<{ start: string; end: string }>;
+  created_by: string | null;
+  created_at: string;
+}
+
+export interface FreezeBody {
+  name: string;
+  timezone: string;
+  start?: WallFields;
+  end?: WallFields;
+  cron?: string;
+  duration_seconds?: number;
+  apps?: string[] | null;
+  reason?: string | null;
+}
+
+/** GET /v1/freezes/check. */
+export interface FreezeCheck {
+  frozen: boolean;
+  freeze?: { id: string; name: string; reason: string | null; end: string };
+  app?: 'app' | 'dependency';
+  message?: string;
+  next_allowed_at: string | null;
+}
+
+/** Deploy freezes (issue 11). */
+export const freezesApi = {
+  list: (cursor?: string | null) => request<ListPage<Freeze>>('GET', `/v1/freezes${query({ cursor, limit: 500 })}`),
+  create: (body: FreezeBody) => request<Freeze & { conflicts: ScheduledDeployment[] }>('POST', '/v1/freezes', body),
+  remove: (id: string) => request<null>('DELETE', `/v1/freezes/${encodeURIComponent(id)}`),
+  check: (q: { app: string; run_at: string; dependency?: string | null; dependency_lead_seconds?: number; timezone?: string }) =>
+    request<FreezeCheck>('GET', `/v1/freezes/check${query({ ...q })}`),
+  release: (id: string, reason: string) =>
+    request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/release`, { reason }),
 };

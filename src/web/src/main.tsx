@@ -18,6 +18,7 @@ const MembersPage = lazy(() => import('./pages/Members.tsx'));
 const TokensPage = lazy(() => import('./pages/Tokens.tsx'));
 const ChangePasswordPage = lazy(() => import('./pages/ChangePassword.tsx'));
 const SchedulesPage = lazy(() => import('./pages/Schedules.tsx'));
+const FreezesPage = lazy(() => import('./pages/Freezes.tsx'));
 
 const { Header, Content, Sider } = Layout;
 
@@ -28,6 +29,7 @@ function Page({ path }: { path: string }) {
   if (path === '/calendar') return <CalendarPage />;
   if (path === '/apps') return <AppsPage />;
   if (path === '/schedules') return <SchedulesPage />;
+  if (path === '/freezes') return <FreezesPage />;
   if (path === '/credentials' && me?.role === 'owner') return <CredentialsPage />;
   if (path === '/members' && me?.role === 'owner') return <MembersPage />;
   if (path === '/tokens') return <TokensPage />;
@@ -48,7 +50,7 @@ function Shell() {
   useEffect(() => {
     const titles: Record<string, string> = {
       '/login': 'Log in', '/deployments': 'Deployments', '/calendar': 'Calendar', '/apps': 'Applications', '/credentials': 'Credentials',
-      '/members': 'Members', '/tokens': 'API tokens', '/password': 'Change password', '/schedules': 'Schedules',
+      '/members': 'Members', '/tokens': 'API tokens', '/password': 'Change password', '/schedules': 'Schedules', '/freezes': 'Freezes',
     };
     document.title = `${titles[path] ?? (path.startsWith('/deployments/') ? 'Deployment' : 'shipclock')} · shipclock`;
   }, [path]);
@@ -76,6 +78,7 @@ function Shell() {
     { key: '/calendar', label: <a href="/calendar" onClick={(e) => e.preventDefault()}>Calendar</a> },
     { key: '/apps', label: <a href="/apps" onClick={(e) => e.preventDefault()}>Applications</a> },
     { key: '/schedules', label: <a href="/schedules" onClick={(e) => e.preventDefault()}>Schedules</a> },
+    { key: '/freezes', label: <a href="/freezes" onClick={(e) => e.preventDefault()}>Freezes</a> },
     ...(me.role === 'owner' ? [{ key: '/credentials', label: <a href="/credentials" onClick={(e) => e.preventDefault()}>Credentials</a> }] : []),
     ...(me.role === 'owner' ? [{ key: '/members', label: <a href="/members" onClick={(e) => e.preventDefault()}>Members</a> }] : []),
     { key: '/tokens', label: <a href="/tokens" onClick={(e) => e.preventDefault()}>API tokens</a> },

@@ -3,14 +3,17 @@
  * Dependency), done right: the zone is chosen, not guessed; the UTC instant and the viewer's own
  * time are shown live; a wall time skipped by daylight saving is refused before submitting and a
  * repeated one asks "earlier or later". The same modal reschedules an existing deployment.
- * Zone maths is src/core/time.ts, shared with the server, so both sides agree.
+ * Zone maths is src/core/time.ts, shared with the server, so both sides agree. A time inside a
+ * deploy freeze (for the app or its dependency) is flagged before submitting, with "Use next
+ * allowed time" (GET /v1/freezes/check); owners may override it with a reason.
  */
 import { useEffect, useMemo, useState } from 'react';
-import { Alert, App as AntApp, Collapse, DatePicker, Form, InputNumber, Modal, Radio, Select, Space, TimePicker, Typography } from 'antd';
+import { Alert, App as AntApp, Button, Collapse, DatePicker, Form, Input, InputNumber, Modal, Radio, Select, Space, TimePicker, Typography } from 'antd';
 import dayjs, { type Dayjs } from 'dayjs';
 import { listZones, localTimeAt, resolveLocalTime } from '../../../core/time.ts';
 import { ValidationError } from '../../../core/errors.ts';
-import { ApiError, api, type App, type ScheduleRequest, type ScheduledDeployment } from '../api.ts';
+import { ApiError, api, freezesApi, type App, type FreezeCheck, type ScheduleRequest, type ScheduledDeployment } from '../api.ts';
+import { useSession } from '../session.tsx';
 import { formatDuration, formatInstant, formatUtc, viewerZone } from '../format.ts';
 
 type Unit = 'seconds' | 'minutes' | 'hours';
@@ -29,6 +32,7 @@ interface Values {
   leadUnit: Unit;
   expiry: number | null;
   expiryUnit: Unit;
+  overrideReason?: string;
 }
 
 export type ScheduleTarget = { kind: 'create'; appId?: string } | { kind: 'reschedule'; deployment: ScheduledDeployment };
@@ -93,7 +97,32 @@ function resolve(v: Partial<Values>): Resolution {
   }
 }
 
+/**
+ * Whether the server would refuse this instant as frozen (for the app, or its dependency `lead`
+ * earlier), checked as the form changes (debounced). Null while unknown or not applicable.
+ */
+function useFreezeCheck(appId: string | undefined, epochMs: number | null, dependency: string | null, leadSeconds: number, zone: string): FreezeCheck | null {
+  const [check, setCheck] = useState<FreezeCheck | null>(null);
+  useEffect(() => {
+    setCheck(null);
+    if (!appId || epochMs === null) return;
+    let live = true;
+    const t = setTimeout(() => {
+      freezesApi.check({
+        app: appId, run_at: new Date(epochMs).toISOString(), timezone: zone,
+        ...(dependency ? { dependency, dependency_lead_seconds: leadSeconds } : {}),
+      }).then((r) => live && setCheck(r), () => {});
+    }, 250);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [appId, epochMs, dependency, leadSeconds, zone]);
+  return check;
+}
+
 export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
+  const { me } = useSession();
   const [form] = Form.useForm<Values>();
   const { message } = AntApp.useApp();
   const [busy, setBusy] = useState(false);
@@ -148,6 +177,30 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
     }
   }, [now, zone]);
 
+  const movingDependency = reschedule
+    ? (reschedule.dependency && ['scheduled', 'held'].includes(reschedule.dependency.state) ? reschedule.dependency.app.id : null)
+    : values?.dependency ?? null;
+  const checkedMs = resolution.kind === 'ok' && resolution.epochMs > now ? resolution.epochMs : null;
+  const freeze = useFreezeCheck(appId, checkedMs, movingDependency, leadSeconds, zone);
+  const frozen = freeze?.frozen ? freeze : null;
+
+  /** Moves the form to the next allowed instant, as wall time in the chosen zone. */
+  function applyNextAllowed(iso: string) {
+    const ms = Date.parse(iso);
+    const l = localTimeAt(ms, zone);
+    let disambiguation: 'earlier' | 'later' = 'earlier';
+    try {
+      if (resolveLocalTime({ ...l }, zone, 'earlier').epochMs !== ms) disambiguation = 'later';
+    } catch { /* not ambiguous */ }
+    form.setFieldsValue({
+      date: dayjs(new Date(l.year, l.month - 1, l.day)),
+      time: dayjs(new Date(l.year, l.month - 1, l.day, l.hour, l.minute)),
+      second: l.second,
+      disambiguation,
+    });
+    form.validateFields(['time']).catch(() => {});
+  }
+
   const appOptions = useMemo(() => apps.map((a) => ({ value: a.id, label: a.name })), [apps]);
   const dependencyOptions = useMemo(() => appOptions.filter((o) => o.value !== appId), [appOptions, appId]);
 
@@ -164,6 +217,7 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
       timezone: v.timezone,
       disambiguation: v.disambiguation ?? 'earlier',
     };
+    if (v.overrideReason?.trim()) body.override_freeze = { reason: v.overrideReason.trim() };
     const lead = (v.lead ?? 0) * UNIT_SECONDS[v.leadUnit];
     const expiry = (v.expiry ?? 0) * UNIT_SECONDS[v.expiryUnit];
     if (reschedule) {
@@ -305,7 +359,32 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
           )}
           {past && <Alert type="warning" showIcon title="That time is in the past" />}
           {!past && depPast && <Alert type="warning" showIcon title="The dependency's time (lead before) is already past" />}
+          {!past && frozen && (
+            <Alert
+              type="warning"
+              showIcon
+              data-testid="freeze-warning"
+              style={{ marginTop: 8 }}
+              title={`${frozen.app === 'dependency' ? 'The dependency\'s time is' : 'This time is'} inside the deploy freeze “${frozen.freeze!.name}”`}
+              description={
+                <>
+                  {frozen.message}
+                  {frozen.next_allowed_at && (
+                    <div style={{ marginTop: 4 }}>
+                      Next allowed time: <strong>{formatInstant(frozen.next_allowed_at, zone)}</strong> ({zone}) · your time: {formatInstant(frozen.next_allowed_at, viewerZone())}
+                    </div>
+                  )}
+                </>
+              }
+              action={frozen.next_allowed_at ? <Button size="small" onClick={() => applyNextAllowed(frozen.next_allowed_at!)}>Use next allowed time</Button> : undefined}
+            />
+          )}
         </div>
+        {!past && frozen && me?.role === 'owner' && (
+          <Form.Item label="Override freeze (reason)" name="overrideReason" extra="Owners only: schedule it inside the freeze anyway. Audited, and shown on its timeline.">
+            <Input placeholder="e.g. security fix approved by the CTO" maxLength={1000} />
+          </Form.Item>
+        )}
         <Collapse
           size="small"
           items={[

@@ -3,6 +3,7 @@ import { Tag } from 'antd';
 
 const COLORS: Record<string, string> = {
   scheduled: 'blue',
+  held: 'orange',
   running: 'processing',
   succeeded: 'success',
   failed: 'error',

@@ -3,8 +3,8 @@
  * to the AWS / DigitalOcean consoles when the target says where). Refreshes on live events.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { Alert, App as AntApp, Button, Card, Descriptions, Empty, Flex, Popconfirm, Space, Spin, Steps, Timeline, Typography } from 'antd';
-import { ApiError, api, can, request, type App, type DeploymentDetail, type ScheduledDeployment } from '../api.ts';
+import { Alert, App as AntApp, Button, Card, Descriptions, Empty, Flex, Input, Modal, Popconfirm, Space, Spin, Steps, Timeline, Typography } from 'antd';
+import { ApiError, api, can, freezesApi, request, type App, type DeploymentDetail, type ScheduledDeployment } from '../api.ts';
 import { useDeploymentEvents } from '../events.ts';
 import { formatDuration, formatInstant, formatLocal, viewerZone } from '../format.ts';
 import { linkClick, navigate } from '../router.ts';
@@ -86,6 +86,9 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
   const [app, setApp] = useState<App | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [rescheduling, setRescheduling] = useState(false);
+  const [releasing, setReleasing] = useState(false);
+  const [releaseReason, setReleaseReason] = useState('');
+  const [releaseError, setReleaseError] = useState<string | null>(null);
   const zone = viewerZone();
 
   const load = useCallback(async () => {
@@ -122,7 +125,22 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
   if (!d) return <Spin aria-label="Loading deployment" />;
 
   const chain = chainOf(d);
-  const mayWrite = can(me, 'schedule') && d.state === 'scheduled';
+  // A held deployment (a deploy freeze stopped it) can be rescheduled or canceled like a scheduled one; owners may release it.
+  const mayWrite = can(me, 'schedule') && (d.state === 'scheduled' || d.state === 'held');
+  const mayRelease = can(me, 'manage') && d.state === 'held';
+
+  async function release() {
+    setReleaseError(null);
+    try {
+      await freezesApi.release(d!.id, releaseReason);
+      message.success('Released: it deploys at its time');
+      setReleasing(false);
+      setReleaseReason('');
+      await load();
+    } catch (err) {
+      setReleaseError((err as Error).message);
+    }
+  }
   const events = [...(d.events ?? [])].sort((a, b) => a.at.localeCompare(b.at));
 
   return (
@@ -138,6 +156,7 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
           <Button href="/deployments" onClick={linkClick('/deployments')}>
             All deployments
           </Button>
+          {mayRelease && <Button type="primary" onClick={() => setReleasing(true)}>Release</Button>}
           {mayWrite && <Button onClick={() => setRescheduling(true)}>Reschedule</Button>}
           {mayWrite && (
             <Popconfirm
@@ -159,6 +178,17 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
           )}
         </Space>
       </Flex>
+
+      {d.state === 'held' && (
+        <Alert type="warning" showIcon title="Held by a deploy freeze: it will not deploy by itself"
+          description={`${d.error ?? ''} ${mayRelease ? 'Release it to deploy at its time anyway, reschedule it, or cancel it.' : 'An owner can release it; it can also be rescheduled or canceled.'} If nobody does, it ends missed at its expiry.`} />
+      )}
+      <Modal title="Release held deployment" open={releasing} okText="Release" onOk={release} okButtonProps={{ disabled: !releaseReason.trim() }}
+        onCancel={() => setReleasing(false)} destroyOnHidden>
+        <Typography.Paragraph>It deploys at its time despite the freeze. The reason is audited and shown on its timeline.</Typography.Paragraph>
+        <Input.TextArea aria-label="Reason" placeholder="Why it goes out during the freeze" value={releaseReason} onChange={(e) => setReleaseReason(e.target.value)} maxLength={1000} />
+        {releaseError && <Alert type="error" showIcon title={releaseError} style={{ marginTop: 8 }} role="alert" />}
+      </Modal>
 
       <Card title="Schedule" size="small">
         <Descriptions
