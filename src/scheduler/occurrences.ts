@@ -23,7 +23,7 @@
  *   overtaken the same way (a later occurrence of the schedule is due too) are ended missed each
  *   cycle: a schedule never runs a burst of late occurrences.
  */
-import { coveringAt, type FreezeSpec } from '../core/freeze.ts';
+import { coveringIn, type FreezeSpec, type FreezeWindow, windowsOver } from '../core/freeze.ts';
 import { type Occurrence, occurrences, type RecurrenceSpec } from '../core/recurrence.ts';
 import { localTimeAt } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
@@ -205,17 +205,23 @@ async function holdFrozen(db: Queryable, rows: OccurrenceRow[], schedules: Sched
   const byTeam = new Map<string, FreezeSpec[]>();
   for (const f of freezes) byTeam.set(f.team_id, [...(byTeam.get(f.team_id) ?? []), freezeSpecOf(f)]);
   const byId = new Map(schedules.map((s) => [s.id, s]));
+  // Each team's windows over its rows' instants, computed once (24 h or so of them).
+  const windows = new Map<string, FreezeWindow[]>();
+  for (const [team, specs] of byTeam) {
+    const times = scheduled.filter((r) => r.teamId === team).map((r) => r.runAt);
+    if (!times.length) continue;
+    try {
+      windows.set(team, windowsOver(specs, Math.min(...times), Math.max(...times)));
+    } catch { /* a freeze this runtime cannot read never holds a row; the fire gate checks again */ }
+  }
   const heldDeps = new Map<string, string | null>();
   // A dependency row comes before its occurrence row (planMaterialization pushes it first).
   for (const r of scheduled) {
-    const specs = byTeam.get(r.teamId);
-    if (!specs) continue;
+    const list = windows.get(r.teamId);
+    if (!list) continue;
     const s = byId.get(r.scheduleId);
     const key = `${r.scheduleId}|${r.occurrenceAt}`;
-    let w = null;
-    try {
-      w = coveringAt(specs, r.appId, r.runAt);
-    } catch { /* a freeze this runtime cannot read never holds a row */ }
+    const w = coveringIn(list, r.appId, r.runAt);
     if (w) {
       r.state = 'held';
       r.heldBy = w.freeze.id;

@@ -10,7 +10,7 @@
  */
 import { recordAudit } from '../audit/record.ts';
 import { ShipclockError, ValidationError, NotFoundError } from '../core/errors.ts';
-import { coveringAt, type FreezeSpec, windowsOf } from '../core/freeze.ts';
+import { coveringAt, coveringIn, type FreezeSpec, type FreezeWindow, windowsOf, windowsOver } from '../core/freeze.ts';
 import { parseCron } from '../core/recurrence.ts';
 import { canonicalZone, isValidZone, type LocalTime, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
@@ -351,16 +351,27 @@ export const freezeGate: FireGate = {
     const byTeam = new Map<string, FreezeSpec[]>();
     for (const f of freezes) byTeam.set(f.team_id, [...(byTeam.get(f.team_id) ?? []), specOf(f)]);
     const now = Date.now();
+    const at = (r: ClaimedRow) => Math.max(r.run_at.getTime(), now);
+    // One computation of each team's windows over the batch's instants (a claimed batch spans seconds).
+    const windows = new Map<string, FreezeWindow[]>();
+    for (const [team, specs] of byTeam) {
+      const mine = candidates.filter((r) => r.team_id === team).map(at);
+      if (!mine.length) continue;
+      const ok = specs.filter((f) => {
+        try {
+          windowsOf(f, now, now + 1);
+          return true;
+        } catch (err) {
+          if (err instanceof ShipclockError) return false; // a freeze this runtime cannot read (its zone) never stops a deployment
+          throw err;
+        }
+      });
+      windows.set(team, windowsOver(ok, Math.min(...mine), Math.max(...mine)));
+    }
     for (const r of candidates) {
-      const specs = byTeam.get(r.team_id);
-      if (!specs) continue;
-      let w;
-      try {
-        w = coveringAt(specs, r.app_id, Math.max(r.run_at.getTime(), now));
-      } catch (err) {
-        if (err instanceof ShipclockError) continue; // a freeze this runtime cannot read (zone) never stops a deployment
-        throw err;
-      }
+      const list = windows.get(r.team_id);
+      if (!list?.length) continue;
+      const w = coveringIn(list, r.app_id, at(r));
       if (!w) continue;
       out.set(r.id, heldWhy(w, r.app_name, r.timezone));
       if (stoppedBy.size >= STOPPED_BY_MAX) stoppedBy.clear();
