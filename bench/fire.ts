@@ -9,8 +9,11 @@
  * checks' floor: 128 warm keep-alive connections), which the ratio is judged against, and the
  * per-connection floor (bench/floor.mjs) used before. Reports fired, duplicates, early, lost,
  * p50/p99/max lag (arrival − instant) of each, and the ratios of the p99s. With --repeat R, R rounds; percentiles are over
- * every arrival of every round (N=1, R=20: the p99 of 20 firings).
+ * every arrival of every round (N=1, R=20: the p99 of 20 firings). With --setup sql the apps and
+ * deployments are written straight into the database (50,000 in seconds); the peak RSS of each
+ * shipclock process during the round is reported either way.
  */
+import fs from 'node:fs';
 import pg from 'pg';
 import {
   Api, cleanup, createBenchDatabase, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver, warmReceiver,
@@ -26,6 +29,12 @@ export interface FireOptions {
   concurrency: number;
   marginMs: number;
   env: NodeJS.ProcessEnv;
+  /**
+   * How apps and deployments are made: 'api' (default: through the API, as users do) or 'sql'
+   * (straight into the bench database, the rows the API would write, for 50,000 where creating
+   * them through the API takes longer than the run itself). Firing is the same either way.
+   */
+  setup: 'api' | 'sql';
 }
 
 interface RoundResult {
@@ -42,6 +51,20 @@ interface RoundResult {
   oldFloorLags: number[];
   states: Record<string, number>;
   firers: number;
+}
+
+/** Samples the RSS of the given processes every 100 ms (Linux /proc) until stop(), which returns each one's peak in MB. */
+function watchRss(pids: number[]): { stop(): number[] } {
+  const peak = pids.map(() => 0);
+  const sample = () => pids.forEach((pid, i) => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak[i] = Math.max(peak[i], Number(m[1]) / 1024);
+    } catch { /* gone, or not Linux */ }
+  });
+  sample();
+  const timer = setInterval(sample, 100);
+  return { stop: () => { clearInterval(timer); sample(); return peak; } };
 }
 
 async function collect(receiver: Awaited<ReturnType<typeof spawnReceiver>>, expected: number, deadline: number) {
@@ -76,31 +99,51 @@ export async function fire(o: FireOptions): Promise<void> {
     log(`shipclock serve + ${o.workers} worker(s) up in ${Date.now() - t0} ms; creating ${o.count} apps`);
 
     let t = Date.now();
-    const apps = await mapLimit(Array.from({ length: o.count }, (_, i) => i), o.concurrency, async (i) =>
-      (await api.ok('POST', '/v1/apps', { name: `bench-${i}`, target: { type: 'webhook', url: receiver.url }, retry: { max_attempts: 3, backoff_seconds: 1 } })).id as string);
+    const owner = (await pool.query<{ team_id: string; id: string }>(`SELECT team_id, id FROM users ORDER BY created_at LIMIT 1`)).rows[0];
+    const apps = o.setup === 'sql'
+      ? (await pool.query<{ id: string }>(
+        `INSERT INTO apps (team_id, name, target, retry_max_attempts, retry_backoff_seconds)
+         SELECT $1, 'bench-' || i, jsonb_build_object('type', 'webhook', 'url', $2::text), 3, 1 FROM generate_series(0, $3 - 1) i
+         RETURNING id`, [owner.team_id, receiver.url, o.count])).rows.map((r) => r.id)
+      : await mapLimit(Array.from({ length: o.count }, (_, i) => i), o.concurrency, async (i) =>
+        (await api.ok('POST', '/v1/apps', { name: `bench-${i}`, target: { type: 'webhook', url: receiver.url }, retry: { max_attempts: 3, backoff_seconds: 1 } })).id as string);
     const appMs = Date.now() - t;
     log(`${o.count} apps in ${appMs} ms (${Math.round((o.count * 1000) / appMs)}/s)`);
 
     const rounds: RoundResult[] = [];
     let perItemMs = appMs / o.count;
+    let peakRssMb = 0;
     for (let round = 0; round < o.repeat; round++) {
       // The instant: the next whole second after the estimated creation time plus a margin
       // larger than the claim horizon, so that creation never overlaps the claims.
       // (Scheduling a deployment costs two to four times creating an app; later rounds know.)
-      const estimate = perItemMs * o.count * (round === 0 ? 4 : 1.3);
+      const estimate = o.setup === 'sql' ? o.count * 0.2 : perItemMs * o.count * (round === 0 ? 4 : 1.3);
       const instant = Math.ceil((Date.now() + estimate + o.marginMs) / 1000) * 1000;
       t = Date.now();
-      const ids = await mapLimit(apps, o.concurrency, async (app) => {
-        if (Date.now() > instant - 500) throw new Error(`creating ${o.count} deployments took longer than estimated (${Math.round(estimate)} ms): rerun with a larger --margin (ms)`);
-        return (await api.ok('POST', '/v1/scheduled_deployments', { app, ...utcFields(instant) })).result.id as string;
-      });
+      const ids = o.setup === 'sql'
+        ? (await pool.query<{ id: string }>(
+          `INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
+              local_minute, local_second, utc_offset, disambiguation, expires_after_seconds, expires_at, due_at, created_by)
+           SELECT $1, a, $3::timestamptz, 'UTC', extract(year FROM $3::timestamptz AT TIME ZONE 'UTC')::int,
+                  extract(month FROM $3::timestamptz AT TIME ZONE 'UTC')::int, extract(day FROM $3::timestamptz AT TIME ZONE 'UTC')::int,
+                  extract(hour FROM $3::timestamptz AT TIME ZONE 'UTC')::int, extract(minute FROM $3::timestamptz AT TIME ZONE 'UTC')::int,
+                  extract(second FROM $3::timestamptz AT TIME ZONE 'UTC')::int, '+00:00', 'earlier', 3600,
+                  $3::timestamptz + interval '1 hour', $3::timestamptz, $4
+             FROM unnest($2::uuid[]) a
+           RETURNING id`, [owner.team_id, apps, new Date(instant).toISOString(), owner.id])).rows.map((r) => r.id)
+        : await mapLimit(apps, o.concurrency, async (app) => {
+          if (Date.now() > instant - 500) throw new Error(`creating ${o.count} deployments took longer than estimated (${Math.round(estimate)} ms): rerun with a larger --margin (ms)`);
+          return (await api.ok('POST', '/v1/scheduled_deployments', { app, ...utcFields(instant) })).result.id as string;
+        });
       const createMs = Date.now() - t;
       perItemMs = Math.max(perItemMs, createMs / o.count);
       const headroomMs = instant - Date.now();
       if (headroomMs < 1500) log(`warning: creation ended only ${headroomMs} ms before the instant (claims start 1,500 ms before)`);
       if (!o.json || o.repeat <= 3) log(`round ${round + 1}: ${o.count} deployments created in ${createMs} ms; instant ${new Date(instant).toISOString()} (${headroomMs} ms ahead)`);
 
+      const rss = watchRss([serve.pid, ...workers.map((w) => w.pid)]);
       const hits = await collect(receiver, o.count, instant + 60_000 + o.count * 5);
+      peakRssMb = Math.max(peakRssMb, ...rss.stop());
       const want = new Set(ids);
       const per = new Map<string, number>();
       const lags: number[] = [];
@@ -167,6 +210,7 @@ export async function fire(o: FireOptions): Promise<void> {
       ratio_p99: s.p99 / f.p99,
       ratio_p99_per_connection: s.p99 / of.p99,
       processes_that_fired: Math.max(...rounds.map((r) => r.firers)),
+      peak_rss_mb: Math.round(peakRssMb),
       final_states: rounds.map((r) => r.states),
       create_ms: rounds.map((r) => r.createMs),
       headroom_ms: rounds.map((r) => r.headroomMs),
@@ -177,7 +221,7 @@ export async function fire(o: FireOptions): Promise<void> {
     } else {
       console.log(`\nfire: ${o.count} webhook deployments due at one instant, ${o.workers} worker(s) + serve, ${o.repeat} round(s)`);
       console.log(`fired ${result.fired}/${result.expected}, duplicates ${result.duplicates}, early ${result.early}, lost ${result.lost}; fired by ${result.processes_that_fired} process(es)`);
-      console.log(`final states: ${rounds.map((r) => JSON.stringify(r.states)).join(' ')}`);
+      console.log(`final states: ${rounds.map((r) => JSON.stringify(r.states)).join(' ')}; peak RSS of a shipclock process ${result.peak_rss_mb} MB`);
       console.log(table([
         { who: 'shipclock', p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), max_ms: fmt(s.max), min_ms: fmt(s.min) },
         { who: 'pooled floor', p50_ms: fmt(f.p50), p99_ms: fmt(f.p99), max_ms: fmt(f.max), min_ms: fmt(f.min) },
