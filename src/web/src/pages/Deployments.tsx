@@ -145,7 +145,7 @@ export default function DeploymentsPage() {
         title: 'Actions',
         key: 'actions',
         render: (_, d) =>
-          mayWrite && d.state === 'scheduled' ? (
+          mayWrite && (d.state === 'scheduled' || d.state === 'held') ? (
             <Space size={4} wrap>
               <Button size="small" onClick={() => setModal({ kind: 'reschedule', deployment: d })} aria-label={`Reschedule ${d.app.name}`}>
                 Reschedule
