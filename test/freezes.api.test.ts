@@ -207,6 +207,24 @@ describe('/v1/freezes', () => {
     assert.match(ev.message, /released: the deploy freeze "second" was deleted/);
   });
 
+  it('holds a deployment whose dependency a new freeze holds, and returns both when the freeze goes; release takes the pair', async () => {
+    const a = await app();
+    const d = await app();
+    const pair = (await s.api('POST', '/v1/scheduled_deployments', { app: a, dependency: d, ...at('2027-09-01T10:10', 'UTC') }, tokens.deployer)).body.result;
+    const f = await freeze({ name: 'db only', start: wall('2027-09-01T09:00'), end: wall('2027-09-01T10:00'), timezone: 'UTC', apps: [d] });
+    assert.deepEqual(f.conflicts.map((c: { id: string }) => c.id).sort(), [pair.id, pair.dependency.id].sort());
+    assert.match((await state(pair.id)).error, /its dependency .* is held by the deploy freeze "db only"/);
+    assert.equal((await s.api('DELETE', `/v1/freezes/${f.id}`, undefined, s.adminToken)).status, 204);
+    assert.equal((await state(pair.id)).state, 'scheduled');
+    assert.equal((await state(pair.dependency.id)).state, 'scheduled');
+    // Again, then release the dependent: its held dependency is released with it.
+    await freeze({ name: 'db again', start: wall('2027-09-01T09:00'), end: wall('2027-09-01T10:00'), timezone: 'UTC', apps: [d] });
+    const r = await s.api('POST', `/v1/scheduled_deployments/${pair.id}/release`, { reason: 'both go' }, s.adminToken);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.result.dependency.state, 'scheduled');
+    assert.equal(r.body.result.dependency.freeze_override.reason, 'both go');
+  });
+
   it('release (owners, with a reason), reschedule and cancel work on held deployments', async () => {
     const a = await app();
     const r1 = (await s.api('POST', '/v1/scheduled_deployments', { app: a, ...at('2027-07-01T10:00', 'UTC') }, tokens.deployer)).body.result;
