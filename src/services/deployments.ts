@@ -5,7 +5,7 @@
  */
 import { recordAudit } from '../audit/record.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../core/errors.ts';
-import { coveringAt, type FreezeSpec } from '../core/freeze.ts';
+import type { FreezeSpec } from '../core/freeze.ts';
 import { type DeploymentState, isFinal } from '../core/state.ts';
 import { canonicalZone, type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
@@ -158,11 +158,7 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
   const expires = input.expires_after_seconds ?? DEFAULT_EXPIRES_AFTER_SECONDS;
   const disambiguation = input.disambiguation ?? 'earlier';
   const override = checkOverride(actor, input);
-  // The team's freezes (one indexed read; none for most teams). A frozen instant takes the
-  // transaction below, which checks the past and the app first, so the errors keep their order.
-  const specs: FreezeSpec[] = await loadSpecs(pool, actor.team_id);
-  const maybeFrozen = specs.length > 0 && coveringAt(specs, input.app, res.runAtMs) !== null;
-  if (!input.dependency && !maybeFrozen) {
+  if (!input.dependency) {
     // The common case, in one statement (one round trip, no BEGIN/COMMIT): it writes nothing
     // when the instant is past or the app unknown, and says which, checked in the same order
     // as the transaction below so the errors are the same.
@@ -173,8 +169,10 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
     if (r.row) return toApi(r.row, null);
     assertFuture(res, input, r.db_now.getTime());
     if (!r.found_app) throw new ValidationError('unknown_app', `no app ${input.app} in your team`, 'app');
-    throw new Error('insertScheduled wrote nothing for a future instant of a known app');
+    // The team has freezes: the transaction below checks them (and writes the row if allowed).
+    if (!r.has_freezes) throw new Error('insertScheduled wrote nothing for a future instant of a known app');
   }
+  const specs: FreezeSpec[] = await loadSpecs(pool, actor.team_id);
   return inTransaction(pool, async (c) => {
     const now = await dbNow(c);
     assertFuture(res, input, now);

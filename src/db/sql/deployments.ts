@@ -90,8 +90,10 @@ export interface ScheduledOne {
   db_now: Date;
   /** The app's name, null when the team has no such (live) app. */
   found_app: string | null;
-  /** The deployment written, null when nothing was (the app is unknown or the instant is not after db_now). */
+  /** The deployment written, null when nothing was (the app is unknown, the instant is not after db_now, or the team has freezes). */
   row: ApiRow | null;
+  /** The team has live deploy freezes: nothing was written; the caller checks them (src/services/freeze-check.ts). */
+  has_freezes: boolean;
 }
 
 /**
@@ -100,26 +102,31 @@ export interface ScheduledOne {
  * database clock, the row, its 'scheduled' event, the audit entry and the NOTIFYs (the event,
  * and "became due" unless the instant is beyond DUE_NOTIFY_HORIZON_SECONDS). Nothing is written
  * when the app is unknown or the instant is not in the future; `db_now` and `found_app` then say
- * which. A named (prepared) statement: each pooled connection parses and plans it once.
+ * which. Nor when the team has live deploy freezes (`has_freezes`): those are checked by the
+ * caller, so a team without freezes keeps its one round trip. A named (prepared) statement:
+ * each pooled connection parses and plans it once.
  */
 export async function insertScheduled(
   db: Queryable,
   d: Omit<NewDeployment, 'dependency_id' | 'dependency_lead_seconds' | 'run_at'> & { run_at: string; created_by: string },
 ): Promise<ScheduledOne> {
-  const r = await db.query<ApiRow & { db_now: Date; found_app: string | null; notified: unknown; notified_due: unknown }>({
+  const r = await db.query<ApiRow & { db_now: Date; found_app: string | null; has_freezes: boolean; notified: unknown; notified_due: unknown }>({
     name: 'shipclock_insert_scheduled',
     text: `WITH now AS MATERIALIZED (
        SELECT clock_timestamp() AS now
      ), app AS MATERIALIZED (
        SELECT id, name FROM apps WHERE id = $2::uuid AND team_id = $1::uuid AND deleted_at IS NULL
+     ), fz AS MATERIALIZED (
+       SELECT EXISTS (SELECT 1 FROM freezes f WHERE f.team_id = $1::uuid AND f.deleted_at IS NULL
+                        AND (f.kind = 'recurring' OR f.end_at > $3::timestamptz)) AS any
      ), ins AS (
        INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
            local_minute, local_second, utc_offset, disambiguation, expires_after_seconds, expires_at, due_at, created_by)
        SELECT $1::uuid, app.id, $3::timestamptz, $4::text, $5::integer, $6::integer, $7::integer, $8::integer,
               $9::integer, $10::integer, $11::text, $12::text, $13::integer,
               $3::timestamptz + $13::integer * interval '1 second', $3::timestamptz, $14::uuid
-         FROM app, now
-        WHERE $3::timestamptz > now.now
+         FROM app, now, fz
+        WHERE $3::timestamptz > now.now AND NOT fz.any
        RETURNING ${API_COLUMNS.join(', ')}, team_id
      ), ev AS (
        INSERT INTO deployment_events (deployment_id, team_id, state, message)
@@ -131,7 +138,7 @@ export async function insertScheduled(
               jsonb_build_object('app', app.name, 'run_at', $15::text, 'timezone', $4::text, 'dependency', NULL)
          FROM ins, app
      )
-     SELECT now.now AS db_now, app.name AS found_app, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
+     SELECT now.now AS db_now, app.name AS found_app, (SELECT any FROM fz) AS has_freezes, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
             CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', '[' || ${eventPayloadSql('ev', 'ins')} || ']') END AS notified,
             CASE WHEN ev.deployment_id IS NOT NULL AND $3::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
                  THEN pg_notify('${DUE_CHANNEL}', $15::text) END AS notified_due
@@ -141,8 +148,8 @@ export async function insertScheduled(
     values: [d.team_id, d.app_id, d.run_at, d.timezone, d.local.year, d.local.month, d.local.day, d.local.hour, d.local.minute,
       d.local.second, d.utc_offset, d.disambiguation, d.expires_after_seconds, d.created_by, d.run_at],
   });
-  const { db_now, found_app, notified: _n, notified_due: _d, ...row } = r.rows[0];
-  return { db_now, found_app, row: row.id ? row : null };
+  const { db_now, found_app, has_freezes, notified: _n, notified_due: _d, ...row } = r.rows[0];
+  return { db_now, found_app, has_freezes, row: row.id ? row : null };
 }
 
 export async function getDeployment(db: Queryable, teamId: string, id: string, forUpdate = false): Promise<DeploymentRow | null> {
