@@ -185,7 +185,7 @@ test('installed into an empty folder, `npx shipclock serve` runs on the embedded
   const created = await api('POST', '/v1/apps', { name: 'api', target: { type: 'webhook', url: receiver.url }, retry: { max_attempts: 1 } }, first.body.access_token);
   assert.equal(created.status, 201, JSON.stringify(created.body));
 
-  const cli = (...args: string[]) => run('npx', ['--no-install', 'shipclock', ...args], { cwd: appDir, env });
+  const cli = (...args: string[]) => run('npx', ['--no-install', 'shipclock', ...args], { cwd: appDir, env, timeoutMs: 120_000 });
   const login = await cli('login', '--url', url, '--email', 'admin@localhost', '--password', newPassword);
   assert.equal(login.code, 0, login.stderr);
   const apps = await cli('apps', 'ls');
