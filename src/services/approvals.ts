@@ -170,7 +170,12 @@ function decide(db: pg.Pool | Queryable, decision: 'approve' | 'reject', input: 
   if (comment && comment.length > MAX_COMMENT_CHARS) throw new ValidationError('comment_too_long', `comment is longer than ${MAX_COMMENT_CHARS} characters`, 'comment');
   if (decision === 'reject' && !comment) throw new ValidationError('comment_required', 'a rejection needs a comment saying why', 'comment');
   const run = (c: Queryable) => decideIn(c, decision, { ...input, comment });
-  return db instanceof pg.Pool ? inTransaction(db, run) : run(db);
+  return isPool(db) ? inTransaction(db, run) : run(db);
+}
+
+/** A pool (its own transaction is opened) rather than a client already in one. */
+function isPool(db: pg.Pool | Queryable): db is pg.Pool {
+  return db instanceof pg.Pool || ('totalCount' in db && typeof (db as pg.Pool).connect === 'function');
 }
 
 async function decideIn(c: Queryable, decision: 'approve' | 'reject', input: DecisionInput & { comment: string | null }): Promise<DecisionResult> {

@@ -165,11 +165,6 @@ export default function DeploymentsPage() {
       { title: `Your time (${zone})`, key: 'viewer', render: (_, d) => formatInstant(d.run_at, zone, true) },
       { title: 'State', key: 'state', render: (_, d) => <StateTag state={d.state} /> },
       {
-        title: 'Approval',
-        key: 'approval',
-        render: (_, d) => (d.approval ? <ApprovalTag approval={d.approval} /> : <Typography.Text type="secondary">—</Typography.Text>),
-      },
-      {
         title: 'Dependency',
         key: 'dependency',
         render: (_, d) =>
@@ -183,6 +178,11 @@ export default function DeploymentsPage() {
           ) : (
             <Typography.Text type="secondary">—</Typography.Text>
           ),
+      },
+      {
+        title: 'Approval',
+        key: 'approval',
+        render: (_, d) => (d.approval ? <ApprovalTag approval={d.approval} /> : <Typography.Text type="secondary">—</Typography.Text>),
       },
       {
         title: 'Actions',
