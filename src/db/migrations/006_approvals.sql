@@ -10,6 +10,10 @@ ALTER TABLE apps
 -- The app's `approval_required` as it was when the deployment was scheduled (a snapshot: a later
 -- change of the policy does not silently approve or block what is already planned). NULL: none.
 ALTER TABLE deployments ADD COLUMN approval_required integer;
+-- `?approval=pending` and the UI's pending badge: only scheduled rows that need approval, so a
+-- team's many deployments without a policy are never scanned for them.
+CREATE INDEX deployments_team_awaiting_approval_idx ON deployments (team_id, run_at, id)
+  WHERE approval_required IS NOT NULL AND state = 'scheduled';
 
 -- One decision per user and deployment. A reschedule by more than the expiry voids them
 -- (reset_at): they stay as history, and the users may decide again.
