@@ -43,6 +43,7 @@ describe('approvals in the UI', () => {
         await dialog.waitFor({ state: 'hidden' });
         const saved = await server.api('GET', `/v1/apps/${app.body.id}`, undefined, server.adminToken);
         assert.deepEqual(saved.body.approval, { required: 1, from_roles: ['owner', 'deployer'] });
+        await page.locator('tbody tr.ant-table-row').filter({ hasText: 'gated-api' }).getByText('1 from owners or deployers').waitFor();
       });
       assert.deepEqual(tab.errors, []);
     } finally {
