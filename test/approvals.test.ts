@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { inTransaction } from '../src/db/pool.ts';
+import { renderBody } from '../src/notifications/notifier.ts';
+import { approvalStatus, approveDeployment } from '../src/services/approvals.ts';
 import { addMember } from './helpers/accounts.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
 import { eventually, startTestServer, type TestServer, utcFields } from './helpers/server.ts';
@@ -261,5 +264,35 @@ describe('approvals', () => {
     assert.deepEqual(await ids('approval=rejected'), []);
     assert.equal((await s.api('GET', '/v1/scheduled_deployments?approval=maybe', undefined, owner)).status, 400);
     for (const x of [pending.id, approved.id]) await s.api('POST', `/v1/scheduled_deployments/${x}/cancel`, {}, owner);
+  });
+
+  it('approveDeployment runs in the caller\'s transaction, says how it was given (a reminder link), and approvalStatus reads the state', async () => {
+    const appId = await app({ required: 1 });
+    const d = await schedule(appId, 60 * 60_000);
+    const team = (await s.api('GET', '/v1/me', undefined, owner)).body.team.id as string;
+    // Rolled back with the caller's transaction: nothing stays.
+    await assert.rejects(inTransaction(s.db.pool, async (c) => {
+      await approveDeployment(c, { deploymentId: d.id, teamId: team, userId: d2.id, comment: null, via: 'reminder link' });
+      throw new Error('the caller fails after');
+    }), /the caller fails after/);
+    assert.equal((await approvalStatus(s.db.pool, d.id))!.status, 'pending');
+    const r = await inTransaction(s.db.pool, (c) => approveDeployment(c, { deploymentId: d.id, teamId: team, userId: d2.id, comment: null, via: 'reminder link' }));
+    assert.equal(r.changed, true);
+    assert.equal(r.approval.status, 'approved');
+    assert.equal(r.approval.approvals[0].via, 'reminder link');
+    const one = await get(d.id);
+    assert.ok(one.events.some((e: { message: string }) => e.message === 'approved by d2@example.com (through a reminder link) (1 of 1)'));
+    const audit = await s.api('GET', `/v1/audit?action=deployment.approve&target_id=${d.id}`, undefined, owner);
+    assert.equal(audit.body.result[0].details.via, 'reminder link');
+    // The same rules as the API: a second decision by the same user answers 409.
+    await assert.rejects(approveDeployment(s.db.pool, { deploymentId: d.id, teamId: team, userId: d2.id }), { status: 409, code: 'already_decided' });
+    await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, {}, owner);
+  });
+
+  it('renders the approval events for Slack', () => {
+    const base = { deployment_id: 'x', app_name: 'api', run_at: '2030-01-01T00:00:00.000Z', timezone: 'UTC', approval: { required: 2, approvals: 2 } };
+    assert.match(JSON.parse(renderBody('slack', { ...base, event: 'deployment.approval_requested', approval: { required: 2, approvals: 0 } })).text, /Deployment of \*api\* needs 2 approval/);
+    assert.match(JSON.parse(renderBody('slack', { ...base, event: 'deployment.approved', by: 'b@x' })).text, /approved by b@x \(2 of 2\)/);
+    assert.match(JSON.parse(renderBody('slack', { ...base, event: 'deployment.rejected', by: 'b@x', comment: 'no' })).text, /rejected by b@x.*\n> no/s);
   });
 });
