@@ -295,4 +295,16 @@ describe('approvals', () => {
     assert.match(JSON.parse(renderBody('slack', { ...base, event: 'deployment.approved', by: 'b@x' })).text, /approved by b@x \(2 of 2\)/);
     assert.match(JSON.parse(renderBody('slack', { ...base, event: 'deployment.rejected', by: 'b@x', comment: 'no' })).text, /rejected by b@x.*\n> no/s);
   });
+
+  it('a recurring schedule\'s occurrences need approval like one-off deployments, each asked for', async () => {
+    const appId = await app({ required: 1 });
+    const sch = await s.api('POST', '/v1/schedules', { app: appId, cron: '0 3 * * *', timezone: 'UTC' }, owner);
+    assert.equal(sch.status, 201, JSON.stringify(sch.body));
+    const occ = (await s.api('GET', `/v1/scheduled_deployments?schedule=${sch.body.id}`, undefined, owner)).body.result;
+    assert.ok(occ.length >= 1);
+    assert.deepEqual(occ[0].approval, { required: 1, approvals: [], rejection: null, status: 'pending' });
+    assert.deepEqual((await deliveries(occ[0].id)).map((x) => x.event), ['approval_requested']);
+    await s.api('DELETE', `/v1/schedules/${sch.body.id}`, undefined, owner);
+  });
 });
+
