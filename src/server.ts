@@ -20,6 +20,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
 import type { Credentials } from './providers/types.ts';
 import { GATES_CHANNEL, registerGate } from './scheduler/gates.ts';
+import { approvalGate } from './services/approvals.ts';
 import { OccurrenceMaterializer } from './scheduler/occurrences.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
@@ -109,10 +110,11 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   const listener = new Listener(databaseUrl, channels, (m) => log.info(m));
   await listener.start();
   const resolveTarget = makeTargetResolver(pool, box);
-  // Fire gates, in order: a freeze holds a deployment (parks it), so it comes before any gate
-  // that ends one (approvals): a held deployment is asked again when released.
-  registerGate(freezeGate);
   configureWebhooks({ connections: config.webhookConnections });
+  // Fire gates, asked in this order: a freeze (which holds a row, asked again when released) goes
+  // before a missing approval (which ends it skipped). registerGate ignores a second registration.
+  registerGate(freezeGate);
+  registerGate(approvalGate);
   const scheduler = new Scheduler({
     pool, listener, logger: log.child({ component: 'scheduler' }), workerId,
     prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds, warmUpCalls: config.warmUpCalls,
