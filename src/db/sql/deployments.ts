@@ -122,7 +122,7 @@ export async function insertScheduled(
        SELECT id, name, approval_required FROM apps WHERE id = $2::uuid AND team_id = $1::uuid AND deleted_at IS NULL
      ), fz AS MATERIALIZED (
        SELECT EXISTS (SELECT 1 FROM freezes f WHERE f.team_id = $1::uuid AND f.deleted_at IS NULL
-                        AND (f.kind = 'recurring' OR f.end_at > $3::timestamptz)) AS any
+                        AND (f.kind = 'recurring' OR f.end_at > $3::timestamptz)) AS found
      ), ins AS (
        INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
            local_minute, local_second, utc_offset, disambiguation, expires_after_seconds, expires_at, due_at, created_by, approval_required)
@@ -130,7 +130,7 @@ export async function insertScheduled(
               $9::integer, $10::integer, $11::text, $12::text, $13::integer,
               $3::timestamptz + $13::integer * interval '1 second', $3::timestamptz, $14::uuid, app.approval_required
          FROM app, now, fz
-        WHERE $3::timestamptz > now.now AND NOT fz.any
+        WHERE $3::timestamptz > now.now AND NOT fz.found
        RETURNING ${API_COLUMNS.join(', ')}, team_id
      ), ev AS (
        INSERT INTO deployment_events (deployment_id, team_id, state, message)
@@ -152,7 +152,7 @@ export async function insertScheduled(
          JOIN notification_subscriptions s ON s.team_id = ins.team_id AND 'approval_requested' = ANY (s.events)
         WHERE ins.approval_required IS NOT NULL
      )
-     SELECT now.now AS db_now, app.name AS found_app, (SELECT any FROM fz) AS has_freezes, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
+     SELECT now.now AS db_now, app.name AS found_app, (SELECT found FROM fz) AS has_freezes, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
             CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', '[' || ${eventPayloadSql('ev', 'ins')} || ']') END AS notified,
             CASE WHEN ev.deployment_id IS NOT NULL AND $3::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
                  THEN pg_notify('${DUE_CHANNEL}', $15::text) END AS notified_due
