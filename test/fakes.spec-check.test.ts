@@ -32,7 +32,8 @@ import { BARE_WORKFLOW, FULL_WORKFLOW, startGithubFake, type GhRecordedResponse,
 const SPECS = process.env.SHIPCLOCK_SPECS_DIR ?? path.resolve(import.meta.dirname, 'fixtures/specs');
 const ECS_MODEL = path.join(SPECS, 'aws-ecs.smithy.json');
 const DO_ROOT = path.join(SPECS, 'digitalocean/apps-deployments.openapi.yaml');
-const GH_ROOT = path.join(SPECS, 'github/api.github.com.actions-subset.json');
+// Derived here (not in shared/specs): always the repository's copy.
+const GH_ROOT = path.resolve(import.meta.dirname, 'fixtures/specs/github/api.github.com.actions-subset.json');
 
 // ---------------------------------------------------------------------------------------------
 // Smithy checker
