@@ -394,7 +394,12 @@ function pick(runs: GhRun[], ref: ProviderRef, since: number, exclude: Set<strin
     const run = runs.find((r) => re.test(r.display_title ?? ''));
     return run && { run, byMarker: true };
   }
-  const run = runs.find((r) => Date.parse(r.created_at!) >= since - 5_000 && !exclude.has(String(r.id)));
+  // GitHub stamps whole seconds. The first run at/after the dispatch; failing that, the last one
+  // within the skew allowance before it (our clock ahead of GitHub's).
+  const from = Math.floor(since / 1000) * 1000;
+  const open = runs.filter((r) => !exclude.has(String(r.id)));
+  const run = open.find((r) => Date.parse(r.created_at!) >= from)
+    ?? open.filter((r) => Date.parse(r.created_at!) >= from - CLOCK_SKEW_MS).at(-1);
   return run && { run, byMarker: false };
 }
 

@@ -35,7 +35,7 @@ export interface GhRecordedResponse {
 export type GhInjected =
   | { kind: 'rate_limit'; resetInSeconds?: number; path?: RegExp }
   | { kind: 'secondary_rate_limit'; status: 403 | 429; retryAfter: number; path?: RegExp }
-  | { kind: 'status'; status: 401 | 403 | 404 | 500 | 502 | 503; path?: RegExp };
+  | { kind: 'status'; status: 401 | 403 | 404 | 422 | 500 | 502 | 503; path?: RegExp };
 
 export interface GithubFake {
   /** The API root, for a credential's api_url. */
@@ -58,7 +58,7 @@ export interface GithubFake {
   /** The next `n` requests (matching `path`, if given) answer with this error instead. */
   injectErrors(err: GhInjected, n?: number): void;
   /** Someone else dispatches the workflow (the UI, another tool). */
-  externalDispatch(repository: string, workflowId: number, ref: string, inputs?: Record<string, string>): number;
+  externalDispatch(repository: string, workflowId: number, ref: string, inputs?: Record<string, string>, createdAt?: Date): number;
   run(id: number | string): Json | undefined;
   /** Runs of a repository, oldest first. */
   runs(repository: string): Json[];
@@ -285,6 +285,7 @@ export async function startGithubFake(opts: { token?: string } = {}): Promise<Gi
         if (e.status === 401) return error(401, 'Bad credentials');
         if (e.status === 403) return error(403, 'Resource not accessible by personal access token');
         if (e.status === 404) return error(404, 'Not Found');
+        if (e.status === 422) return error(422, "Required input 'version' not provided");
         return error(e.status, e.status === 500 ? 'Server Error' : 'Service Unavailable');
       }
       if (!m) return error(404, 'Not Found');
@@ -388,9 +389,10 @@ export async function startGithubFake(opts: { token?: string } = {}): Promise<Gi
     injectErrors(err, n = 1) {
       injected.push({ err, n });
     },
-    externalDispatch(repository, workflowId, ref, inputs = {}) {
+    externalDispatch(repository, workflowId, ref, inputs = {}, createdAt) {
       const wf = repos.get(repository)!.workflows.find((w) => w.id === workflowId)!;
       const run = createRun(repository, wf, ref, inputs);
+      if (createdAt) run.json.created_at = iso(createdAt.getTime());
       run.json.actor = user('someone-else', 78);
       run.json.triggering_actor = user('someone-else', 78);
       return run.json.id;
