@@ -40,6 +40,28 @@ export interface GithubActionsTarget {
 
 /** Inputs shipclock sets itself (when the workflow declares them); a target may not set them. */
 export const GITHUB_RESERVED_INPUTS = ['deployment_id', 'run_at', 'action', 'shipclock_id'];
+/**
+ * The format checks of a github_actions target (the API's 422s, each naming its field), beyond the
+ * types the request schema checks. Pure: returns the first problem, or null.
+ */
+export function githubTargetProblem(t: { repository: string; workflow: string; ref: string; inputs?: Record<string, string> }): { field: string; message: string } | null {
+  if (!/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/.test(t.repository) || /\/\.\.?$/.test(t.repository)) {
+    return { field: 'target.repository', message: 'repository must be "owner/name", e.g. acme/web' };
+  }
+  if (!/^(?:[1-9][0-9]{0,19}|[A-Za-z0-9._-]+\.ya?ml)$/.test(t.workflow) || t.workflow.startsWith('.')) {
+    return { field: 'target.workflow', message: 'workflow must be a file name in .github/workflows (e.g. deploy.yml) or a numeric workflow id' };
+  }
+  // git check-ref-format, roughly: no spaces, control characters, ~ ^ : ? * [ \, "..", "@{", or a leading/trailing "/" or ".".
+  if (/[\s~^:?*[\\\x00-\x1f\x7f]|\.\.|@\{|^[/.]|[/.]$|\.lock$/.test(t.ref)) {
+    return { field: 'target.ref', message: 'ref must be a branch or tag name, e.g. main or v1.2.3' };
+  }
+  for (const key of Object.keys(t.inputs ?? {})) {
+    if (GITHUB_RESERVED_INPUTS.includes(key)) return { field: `target.inputs.${key}`, message: `the input ${key} is set by shipclock (when the workflow declares it)` };
+    if (!/^[A-Za-z_][A-Za-z0-9_-]{0,99}$/.test(key)) return { field: `target.inputs.${key}`, message: 'an input name starts with a letter or _ and holds letters, digits, _ and -' };
+  }
+  return null;
+}
+
 export const GITHUB_DEFAULT_API_URL = 'https://api.github.com';
 export const GH_DEFAULT_POLL_INTERVAL_SECONDS = 15;
 export const GH_DEFAULT_TIMEOUT_SECONDS = 1800;

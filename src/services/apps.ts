@@ -7,7 +7,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/retry.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { countAppSchedules } from '../db/sql/schedules.ts';
-import { GITHUB_RESERVED_INPUTS } from '../providers/github-actions.ts';
+import { githubTargetProblem } from '../providers/github-actions.ts';
 import type { SecretBox } from '../secrets/box.ts';
 import type { TargetInput } from '../api/schemas.ts';
 import type { User } from './auth.ts';
@@ -43,11 +43,8 @@ async function checkTarget(db: Queryable, teamId: string, target: TargetInput): 
   if (target.type === 'ecs') await assertCredential(db, teamId, target.credentials, 'aws');
   if (target.type === 'digitalocean') await assertCredential(db, teamId, target.credentials, 'digitalocean');
   if (target.type === 'github_actions') {
-    for (const key of Object.keys(target.inputs ?? {})) {
-      if (GITHUB_RESERVED_INPUTS.includes(key)) {
-        throw new ValidationError('reserved_input', `the input ${key} is set by shipclock (when the workflow declares it)`, `target.inputs.${key}`);
-      }
-    }
+    const problem = githubTargetProblem(target);
+    if (problem) throw new ValidationError('invalid_target', problem.message, problem.field);
     await assertCredential(db, teamId, target.credentials, 'github');
   }
 }
