@@ -316,3 +316,20 @@ describe('github_actions: rollback', () => {
     assert.equal(fake.dispatches(repository), 2, 'one deploy, one rollback');
   });
 });
+
+describe('github_actions: a recovery that cannot look', () => {
+  test('recover() meeting a 503 returns retry with the dispatch marked uncertain, and the next attempt searches instead of dispatching', async () => {
+    fake.legacyDispatch = true;
+    const { repository } = repoWith(FULL_WORKFLOW);
+    const c = ctx({ repository });
+    keep(await gh.start(c)); // dispatched; the process dies before saving anything
+    fake.injectErrors({ kind: 'status', status: 503 });
+    const rec = keep(await gh.recover!(ctx({ repository }, { id: c.deployment.id, startedAt: c.deployment.startedAt })));
+    assert.equal(rec.kind, 'retry', JSON.stringify(rec));
+    assert.equal(rec.ref?.dispatch_uncertain, true);
+    const next = keep(await gh.start(ctx({ repository }, { id: c.deployment.id, startedAt: c.deployment.startedAt, attempt: 2, ref: rec.ref })));
+    assert.equal(next.ref?.run_id, String(fake.runs(repository)[0].id));
+    assert.equal((await toEnd(c, next)).kind, 'succeeded');
+    assert.equal(fake.dispatches(repository), 1);
+  });
+});

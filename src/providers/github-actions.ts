@@ -505,6 +505,16 @@ async function resume(ctx: ProviderContext<GithubActionsTarget>, ref: ProviderRe
  * any, is followed; otherwise, once GitHub has had time to list it, the workflow is dispatched.
  */
 async function recoverAction(ctx: ProviderContext<GithubActionsTarget>, action: Action, since: number, base: ProviderRef = {}): Promise<StepResult> {
+  try {
+    return await searchThenDispatch(ctx, action, since, base);
+  } catch (err) {
+    // Could not look (rate limit, 5xx): whatever retries this must search again, not dispatch blindly.
+    if (!(err instanceof Outcome) || err.result.kind !== 'retry' || err.result.ref) throw err;
+    throw new Outcome({ ...err.result, ref: { ...base, action, marker: markerFor(ctx, action), dispatched_at: new Date(since).toISOString(), dispatch_uncertain: true } });
+  }
+}
+
+async function searchThenDispatch(ctx: ProviderContext<GithubActionsTarget>, action: Action, since: number, base: ProviderRef): Promise<StepResult> {
   const a = api(ctx, null);
   const wf = await readWorkflow(a);
   const probe: ProviderRef = { ...base, action, workflow_id: String(wf.id), workflow_path: wf.path, marker: markerFor(ctx, action), marker_in_title: wf.markerInTitle, dispatched_at: new Date(since).toISOString(), run_id: null, status: null };
