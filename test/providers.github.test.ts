@@ -333,3 +333,19 @@ describe('github_actions: a recovery that cannot look', () => {
     assert.equal(fake.dispatches(repository), 1);
   });
 });
+
+describe('github_actions: an ambiguous dispatch answer', () => {
+  test('a 502 to the dispatch itself is a retry marked uncertain: the next attempt looks for the run first, and with none listed dispatches once', async () => {
+    const { repository } = repoWith(FULL_WORKFLOW);
+    // (GitHub behind a proxy may have taken a dispatch answered 502; this fake did not.)
+    fake.injectErrors({ kind: 'status', status: 502, path: /\/dispatches$/ });
+    const c = ctx({ repository });
+    const first = keep(await gh.start(c));
+    assert.ok(first.kind === 'retry' && first.ref?.dispatch_uncertain === true, JSON.stringify(first));
+    assert.equal(fake.runs(repository).length, 0);
+    const next = keep(await gh.start({ ...ctx({ repository }, { id: c.deployment.id, startedAt: c.deployment.startedAt, attempt: 2, ref: first.ref }) }));
+    assert.equal((await toEnd(c, next)).kind, 'succeeded');
+    assert.equal(fake.dispatches(repository), 1);
+    assert.ok(logs.some((l) => l === 'no GitHub Actions run from the interrupted start; dispatching'));
+  });
+});

@@ -350,8 +350,9 @@ async function dispatch(ctx: ProviderContext<GithubActionsTarget>, action: Actio
     // A server older than return_run_details (GHES) may refuse the member: ask again without it.
     if (err instanceof Outcome && err.result.kind === 'failed' && /\(422\)/.test(err.result.error) && /return_run_details/.test(err.result.error)) {
       res = await call(a, route, params, what);
-    } else if (err instanceof Outcome && err.result.kind === 'retry' && /cannot reach/.test(err.result.error)) {
-      // The request may have reached GitHub: the next attempt looks for the run before dispatching.
+    } else if (err instanceof Outcome && err.result.kind === 'retry' && /cannot reach|server error/.test(err.result.error)) {
+      // The request may have reached GitHub (a lost answer, a 502 from a proxy after GitHub took it):
+      // the next attempt looks for the run before dispatching. A rate limit dispatched nothing.
       throw new Outcome({ ...err.result, ref: { ...base, action, marker: markerFor(ctx, action), dispatched_at: dispatchedAt.toISOString(), dispatch_uncertain: true } } as StepResult);
     } else throw err;
   }
