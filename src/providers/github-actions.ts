@@ -398,7 +398,8 @@ async function candidates(ctx: ProviderContext<GithubActionsTarget>, ref: Provid
   const created = new Date(since - CLOCK_SKEW_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const out = await call<{ workflow_runs?: GhRun[] }>(a, 'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs', {
     owner, repo: name, workflow_id: ref.workflow_id ? Number(ref.workflow_id) || String(ref.workflow_id) : workflowId(t),
-    event: 'workflow_dispatch', branch: t.ref, created: `>=${created}`, per_page: 100,
+    // head_branch is the short name, also when the dispatch named refs/heads/… or refs/tags/….
+    event: 'workflow_dispatch', branch: t.ref.replace(/^refs\/(?:heads|tags)\//, ''), created: `>=${created}`, per_page: 100,
   }, `the runs of workflow ${t.workflow} in ${t.repository}`);
   const at = (r: GhRun) => Date.parse(r.created_at ?? '');
   return (out.data.workflow_runs ?? []).filter((r) => r.id !== undefined && Number.isFinite(at(r))).sort((x, y) => at(x) - at(y) || Number(x.id) - Number(y.id));
