@@ -349,3 +349,40 @@ describe('github_actions: an ambiguous dispatch answer', () => {
     assert.ok(logs.some((l) => l === 'no GitHub Actions run from the interrupted start; dispatching'));
   });
 });
+
+describe('github_actions: the rollback contract of the scheduler', () => {
+  test('the deployment\'s ref says changed: true once dispatched, not before', async () => {
+    const { repository } = repoWith(FULL_WORKFLOW);
+    const c = ctx({ repository });
+    const first = keep(await gh.start(c));
+    assert.equal(first.ref?.changed, true);
+    const refused = keep(await gh.start(ctx({ repository, inputs: { nope: 'x' } })));
+    assert.equal(refused.kind, 'failed');
+    assert.equal(refused.ref?.changed, undefined);
+  });
+
+  test('ctx.rollback: seq 2 is a new rollback run with its own marker; recovering follows the run of the interrupted call', async () => {
+    fake.runPolls = 4;
+    const { repository } = repoWith(FULL_WORKFLOW);
+    const c = ctx({ repository });
+    const deployed = await toEnd(c, await gh.start(c));
+    const call = (seq: number, recovering: boolean, rollbackRef: ProviderRef | null) =>
+      gh.rollback!({ ...c, ref: deployed.ref!, rollback: { seq, recovering, deploymentRef: deployed.ref!, rollbackRef } } as ProviderContext<GithubActionsTarget>);
+    const one = keep(await call(1, false, null));
+    const again = keep(await call(1, true, null)); // the process died before saving one's ref
+    assert.equal(again.ref?.run_id, one.ref?.run_id);
+    const two = keep(await call(2, false, null));
+    assert.notEqual(two.ref?.run_id, one.ref?.run_id);
+    assert.equal(dispatchBodies(repository).at(-1)!.inputs.shipclock_id, `${c.deployment.id}-rollback-2`);
+    const resumed = keep(await call(2, true, two.ref!));
+    assert.equal(resumed.ref?.run_id, two.ref?.run_id);
+    assert.equal(fake.dispatches(repository), 3, 'the deployment and two rollbacks');
+  });
+
+  test('no `action` input: failed with rollback_not_possible', async () => {
+    const { repository } = repoWith(BARE_WORKFLOW, 'ship.yml');
+    const rb = keep(await gh.rollback!(ctx({ repository, workflow: 'ship.yml' }, { ref: { changed: true, run_id: '1' } })));
+    assert.equal(rb.kind, 'failed');
+    assert.equal(rb.ref?.rollback_not_possible, true);
+  });
+});

@@ -273,7 +273,28 @@ async function readWorkflow(a: Api): Promise<WorkflowInfo> {
 
 /** The marker a run of this deployment shows (shipclock_id): the deployment id, suffixed for a rollback. */
 function markerFor(ctx: ProviderContext<GithubActionsTarget>, action: Action): string {
-  return action === 'rollback' ? `${ctx.deployment.id}-rollback` : ctx.deployment.id;
+  if (action !== 'rollback') return ctx.deployment.id;
+  // A rollback asked for again by hand (seq 2, 3, ...) is a new run with its own marker.
+  const seq = rollbackInfo(ctx)?.seq ?? 1;
+  return `${ctx.deployment.id}-rollback${seq > 1 ? `-${seq}` : ''}`;
+}
+
+/**
+ * What the scheduler's rollback machinery tells a rollback call (`ctx.rollback`, issue 15's
+ * rollback contract): which rollback this is, whether an earlier call of it may have acted, and the
+ * refs. Read structurally so this provider works with and without that field.
+ */
+interface RollbackCall { seq?: number; recovering?: boolean; deploymentRef?: ProviderRef | null; rollbackRef?: ProviderRef | null }
+function rollbackInfo(ctx: ProviderContext<GithubActionsTarget>): RollbackCall | undefined {
+  return (ctx as { rollback?: RollbackCall }).rollback;
+}
+
+/** Ref keys of the rollback contract: the deployment changed the target; no rollback can be made. */
+const CHANGED = 'changed';
+const NOT_POSSIBLE = 'rollback_not_possible';
+
+function noActionInput(path: string): StepResult {
+  return { kind: 'failed', error: `${path} declares no \`action\` input (on.workflow_dispatch.inputs), so shipclock cannot ask it to roll back`, ref: { [NOT_POSSIBLE]: true } };
 }
 
 function inputsFor(ctx: ProviderContext<GithubActionsTarget>, wf: WorkflowInfo, action: Action): Record<string, string> {
@@ -336,7 +357,7 @@ async function dispatch(ctx: ProviderContext<GithubActionsTarget>, action: Actio
   const a = api(ctx, null);
   const wf = known ?? await readWorkflow(a);
   if (action === 'rollback' && !wf.inputs.has('action')) {
-    return { kind: 'failed', error: `${wf.path} declares no \`action\` input (on.workflow_dispatch.inputs), so shipclock cannot ask it to roll back` };
+    return noActionInput(wf.path);
   }
   const inputs = inputsFor(ctx, wf, action);
   const dispatchedAt = new Date();
@@ -353,11 +374,13 @@ async function dispatch(ctx: ProviderContext<GithubActionsTarget>, action: Actio
     } else if (err instanceof Outcome && err.result.kind === 'retry' && /cannot reach|server error/.test(err.result.error)) {
       // The request may have reached GitHub (a lost answer, a 502 from a proxy after GitHub took it):
       // the next attempt looks for the run before dispatching. A rate limit dispatched nothing.
-      throw new Outcome({ ...err.result, ref: { ...base, action, marker: markerFor(ctx, action), dispatched_at: dispatchedAt.toISOString(), dispatch_uncertain: true } } as StepResult);
+      throw new Outcome({ ...err.result, ref: { ...base, action, marker: markerFor(ctx, action), dispatched_at: dispatchedAt.toISOString(), dispatch_uncertain: true, ...(action === 'deploy' ? { [CHANGED]: true } : {}) } } as StepResult);
     } else throw err;
   }
   const ref: ProviderRef = {
     ...base,
+    // The workflow was dispatched: whatever it did may need rolling back.
+    ...(action === 'deploy' ? { [CHANGED]: true } : {}),
     action,
     workflow_id: String(wf.id),
     workflow_path: wf.path,
@@ -527,7 +550,7 @@ async function searchThenDispatch(ctx: ProviderContext<GithubActionsTarget>, act
     if (found) {
       const runId = String(found.run.id);
       ctx.log(`found GitHub Actions run ${runId} from the interrupted ${action === 'rollback' ? 'rollback' : 'start'}${found.byMarker ? ` by its marker ${probe.marker}` : ' by time'}; following it`);
-      return evaluate(ctx, found.run, { ...probe, run_id: runId, console_url: found.run.html_url ?? runUrl(ctx.target, ctx.credentials, runId) }, { justCreated: true });
+      return evaluate(ctx, found.run, { ...probe, ...(action === 'deploy' ? { [CHANGED]: true } : {}), run_id: runId, console_url: found.run.html_url ?? runUrl(ctx.target, ctx.credentials, runId) }, { justCreated: true });
     }
     const wait = since + lag - Date.now();
     if (wait <= 0) break;
@@ -629,11 +652,13 @@ export const githubActionsProvider: Provider<GithubActionsTarget> = {
    */
   rollback(ctx) {
     return run(ctx, () => {
-      const ref = ctx.ref;
-      if (ref?.action === 'rollback' && (ref.run_id || (ref.dispatched_at && !ref.dispatch_uncertain))) return resume(ctx, ref);
-      const deploy = deployRefOf(ref);
+      const info = rollbackInfo(ctx);
+      // This rollback's own ref, if an earlier call returned one (handed back in ctx.rollback, or as ctx.ref).
+      const own = info?.rollbackRef ?? (ctx.ref?.action === 'rollback' ? ctx.ref : null);
+      if (own?.run_id || (own?.dispatched_at && !own.dispatch_uncertain)) return resume(ctx, own);
+      const deploy = info?.deploymentRef ?? deployRefOf(ctx.ref);
       const base: ProviderRef = { deploy_run_id: deploy.run_id ?? null, deploy_console_url: deploy.console_url ?? null };
-      if (ref?.action === 'rollback' && ref.dispatch_uncertain) return recoverAction(ctx, 'rollback', Date.parse(String(ref.dispatched_at)), base);
+      if (own?.dispatch_uncertain) return recoverAction(ctx, 'rollback', Date.parse(String(own.dispatched_at)), base);
       return rollbackOnce(ctx, base);
     });
   },
@@ -650,15 +675,18 @@ export const githubActionsProvider: Provider<GithubActionsTarget> = {
 async function rollbackOnce(ctx: ProviderContext<GithubActionsTarget>, base: ProviderRef): Promise<StepResult> {
   const a = api(ctx, null);
   const wf = await readWorkflow(a);
-  if (!wf.inputs.has('action')) {
-    return { kind: 'failed', error: `${wf.path} declares no \`action\` input (on.workflow_dispatch.inputs), so shipclock cannot ask it to roll back` };
-  }
-  if (wf.markerInTitle) {
-    const probe: ProviderRef = { ...base, action: 'rollback', workflow_id: String(wf.id), workflow_path: wf.path, marker: markerFor(ctx, 'rollback'), marker_in_title: true, dispatched_at: ctx.deployment.startedAt.toISOString(), run_id: null, status: null };
-    const found = pick(await candidates(ctx, probe, ctx.deployment.startedAt.getTime()), probe, 0, new Set());
+  if (!wf.inputs.has('action')) return noActionInput(wf.path);
+  // Look before acting: by marker always (it names this rollback only); by time only when the
+  // scheduler says an earlier call of this rollback may have dispatched (startedAt is then the
+  // rollback's own start, so the deployment's run is older; it is excluded anyway).
+  if (wf.markerInTitle || rollbackInfo(ctx)?.recovering) {
+    const since = ctx.deployment.startedAt.getTime();
+    const probe: ProviderRef = { ...base, action: 'rollback', workflow_id: String(wf.id), workflow_path: wf.path, marker: markerFor(ctx, 'rollback'), marker_in_title: wf.markerInTitle, dispatched_at: ctx.deployment.startedAt.toISOString(), run_id: null, status: null };
+    const exclude = new Set<string>(typeof base.deploy_run_id === 'string' ? [base.deploy_run_id] : []);
+    const found = pick(await candidates(ctx, probe, since), probe, since, exclude);
     if (found) {
       const runId = String(found.run.id);
-      ctx.log(`found rollback run ${runId} by its marker ${probe.marker}; following it`);
+      ctx.log(`found rollback run ${runId} ${found.byMarker ? `by its marker ${probe.marker}` : 'by time'}; following it`);
       return evaluate(ctx, found.run, { ...probe, dispatched_at: found.run.created_at ?? probe.dispatched_at, run_id: runId, console_url: found.run.html_url ?? runUrl(ctx.target, ctx.credentials, runId) }, { justCreated: true });
     }
   }
