@@ -458,6 +458,10 @@ export async function githubHarness() {
     permanentNext: () => fake.injectErrors({ kind: 'status', status: 403 }),
     neverFinish: () => { fake.runPolls = Number.MAX_SAFE_INTEGER; },
     triggers: () => fake.dispatches(),
+    /** Rollback dispatches accepted (action: rollback), for the conformance suite's rollback section. */
+    rollbacks: () => fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/dispatches') && r.body?.inputs?.action === 'rollback').length,
+    /** The next run fails after the dispatch (which is the change a rollback undoes). */
+    failAfterChangeNext: () => fake.failNextRun('Migrate database'),
     async close() {
       if (previousLag === undefined) delete process.env.SHIPCLOCK_GITHUB_RUN_LIST_LAG_SECONDS;
       else process.env.SHIPCLOCK_GITHUB_RUN_LIST_LAG_SECONDS = previousLag;
