@@ -12,17 +12,43 @@ import { decodeCursor, page } from './cursor.ts';
 
 export type CredentialInput =
   | { name: string; provider: 'aws'; access_key_id: string; secret_access_key: string; session_token?: string }
-  | { name: string; provider: 'digitalocean'; token: string };
+  | { name: string; provider: 'digitalocean'; token: string }
+  | { name: string; provider: 'github'; token: string; api_url?: string };
 
-interface Row { id: string; name: string; provider: 'aws' | 'digitalocean'; public: Record<string, string>; created_at: Date }
+type ProviderName = CredentialInput['provider'];
+
+interface Row { id: string; name: string; provider: ProviderName; public: Record<string, string>; created_at: Date }
 
 function toApi(r: Row) {
   return { id: r.id, name: r.name, provider: r.provider, ...r.public, created_at: r.created_at.toISOString() };
 }
 
+/**
+ * A GitHub Enterprise Server API root: an https URL without credentials, query or fragment (http
+ * only for localhost, where a test or a local proxy listens). Returned without a trailing slash.
+ */
+export function githubApiUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ValidationError('invalid_api_url', 'api_url must be an absolute URL, e.g. https://ghe.example.com/api/v3', 'api_url');
+  }
+  const local = ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && local)) {
+    throw new ValidationError('invalid_api_url', 'api_url must be an https URL (http is allowed for localhost only)', 'api_url');
+  }
+  if (u.username || u.password || u.search || u.hash) {
+    throw new ValidationError('invalid_api_url', 'api_url must not carry credentials, a query or a fragment', 'api_url');
+  }
+  return u.toString().replace(/\/+$/, '');
+}
+
 export async function createCredential(pool: Pool, box: SecretBox, actor: User, input: CredentialInput) {
+  if (input.provider === 'github' && input.api_url !== undefined) input = { ...input, api_url: githubApiUrl(input.api_url) };
   const { name, provider, ...secret } = input;
-  const pub = provider === 'aws' ? { access_key_id: `****${(input as { access_key_id: string }).access_key_id.slice(-4)}` } : {};
+  const pub = provider === 'aws' ? { access_key_id: `****${(input as { access_key_id: string }).access_key_id.slice(-4)}` }
+    : input.provider === 'github' && input.api_url ? { api_url: input.api_url } : {};
   return inTransaction(pool, async (c) => {
     const dup = await c.query('SELECT 1 FROM credentials WHERE team_id = $1 AND name = $2', [actor.team_id, name]);
     if (dup.rowCount) throw new ConflictError('name_taken', `a credential named "${name}" exists`, 'name');
@@ -73,7 +99,7 @@ export async function deleteCredential(pool: Pool, actor: User, id: string): Pro
 }
 
 /** Checks that `id` is a credential of the team for `provider`; the field is named in the error. */
-export async function assertCredential(db: Queryable, teamId: string, id: string, provider: 'aws' | 'digitalocean'): Promise<void> {
+export async function assertCredential(db: Queryable, teamId: string, id: string, provider: ProviderName): Promise<void> {
   // FOR SHARE: a concurrent deleteCredential (which locks the row FOR UPDATE) waits for this app to
   // be written and then sees it (409), or has deleted it first and this finds none (422) — never an
   // app naming a credential that is gone.

@@ -27,7 +27,11 @@ export type Target =
       type: 'ecs'; region: string; cluster: string; service: string; image?: string; container?: string;
       credentials: string; poll_interval_seconds?: number; timeout_seconds?: number;
     }
-  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number };
+  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number }
+  | {
+      type: 'github_actions'; credentials: string; repository: string; workflow: string; ref: string; inputs?: Record<string, string>;
+      poll_interval_seconds?: number; timeout_seconds?: number;
+    };
 export type TargetType = Target['type'];
 
 /** An app's approval policy: approvals a deployment needs before it fires, and whose count. */
@@ -50,7 +54,9 @@ export interface App {
 export interface Credential {
   id: string;
   name: string;
-  provider: 'aws' | 'digitalocean';
+  provider: 'aws' | 'digitalocean' | 'github';
+  /** github: the GitHub Enterprise Server API root, when set. */
+  api_url?: string;
   created_at?: string;
 }
 

@@ -6,8 +6,9 @@ import { formatInstant } from '../format.ts';
 
 interface Values {
   name: string;
-  provider: 'aws' | 'digitalocean';
+  provider: 'aws' | 'digitalocean' | 'github';
   access_key_id?: string;
+  api_url?: string;
   secret_access_key?: string;
   session_token?: string;
   token?: string;
@@ -23,7 +24,9 @@ function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void 
     const body: Record<string, string> =
       v.provider === 'aws'
         ? { name: v.name, provider: 'aws', access_key_id: v.access_key_id!, secret_access_key: v.secret_access_key!, ...(v.session_token ? { session_token: v.session_token } : {}) }
-        : { name: v.name, provider: 'digitalocean', token: v.token! };
+        : v.provider === 'github'
+          ? { name: v.name, provider: 'github', token: v.token!, ...(v.api_url?.trim() ? { api_url: v.api_url.trim() } : {}) }
+          : { name: v.name, provider: 'digitalocean', token: v.token! };
     setBusy(true);
     try {
       await api.createCredential(body);
@@ -39,12 +42,23 @@ function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void 
   const req = (what: string) => [{ required: true, message: `Enter the ${what}` }];
   return (
     <Modal open title="Add credentials" okText="Add" onOk={() => form.submit()} onCancel={onClose} confirmLoading={busy} destroyOnHidden>
-      <Form<Values> form={form} name="credential" layout="vertical" initialValues={{ provider: 'aws' }} onFinish={onFinish}>
+      <Form<Values>
+        form={form}
+        name="credential"
+        layout="vertical"
+        initialValues={{ provider: 'aws' }}
+        onFinish={onFinish}
+        onValuesChange={(changed) => {
+          setError(null);
+          // An error the API put on a field goes once that field is edited.
+          form.setFields(Object.keys(changed).map((k) => ({ name: k as keyof Values, errors: [] })));
+        }}
+      >
         <Form.Item label="Name" name="name" rules={req('name')}>
           <Input autoFocus />
         </Form.Item>
         <Form.Item label="Provider" name="provider">
-          <Select options={[{ value: 'aws', label: 'AWS' }, { value: 'digitalocean', label: 'DigitalOcean' }]} />
+          <Select options={[{ value: 'aws', label: 'AWS' }, { value: 'digitalocean', label: 'DigitalOcean' }, { value: 'github', label: 'GitHub' }]} />
         </Form.Item>
         {provider === 'aws' ? (
           <>
@@ -56,6 +70,15 @@ function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void 
             </Form.Item>
             <Form.Item label="Session token" name="session_token">
               <Input.Password autoComplete="new-password" />
+            </Form.Item>
+          </>
+        ) : provider === 'github' ? (
+          <>
+            <Form.Item label="Token" name="token" rules={req('GitHub token')} extra="A token that may dispatch workflows (actions: write) and read the workflow file (contents: read).">
+              <Input.Password autoComplete="new-password" />
+            </Form.Item>
+            <Form.Item label="API URL" name="api_url" extra="GitHub Enterprise Server only, e.g. https://ghe.example.com/api/v3. Leave blank for github.com.">
+              <Input placeholder="https://api.github.com" autoComplete="off" />
             </Form.Item>
           </>
         ) : (
@@ -107,7 +130,7 @@ export default function CredentialsPage() {
         locale={{ emptyText: 'No stored credentials' }}
         columns={[
           { title: 'Name', dataIndex: 'name', key: 'name' },
-          { title: 'Provider', key: 'provider', render: (_, c) => <Tag>{c.provider}</Tag> },
+          { title: 'Provider', key: 'provider', render: (_, c) => <>{<Tag>{c.provider}</Tag>}{c.api_url && <Typography.Text type="secondary">{c.api_url}</Typography.Text>}</> },
           { title: 'Added', key: 'created', render: (_, c) => (c.created_at ? formatInstant(c.created_at) : '—') },
           {
             title: 'Actions',
