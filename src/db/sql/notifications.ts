@@ -27,12 +27,12 @@ const SUBSCRIPTION_COLUMNS = `id, team_id, url, events, format, secret IS NOT NU
 
 export async function insertSubscription(
   db: Queryable,
-  s: { teamId: string; url: string; events: NotifyEvent[]; format: NotifyFormat; secret: Buffer | null; createdBy: string | null; remindBeforeSeconds: number | null },
+  s: { teamId: string; url: string; events: NotifyEvent[]; format: NotifyFormat; secret: Buffer | null; createdBy: string | null; remindBeforeSeconds?: number | null },
 ): Promise<SubscriptionRow> {
   const { rows } = await db.query<SubscriptionRow>(
     `INSERT INTO notification_subscriptions (team_id, url, events, format, secret, created_by, remind_before_seconds)
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${SUBSCRIPTION_COLUMNS}`,
-    [s.teamId, s.url, s.events, s.format, s.secret, s.createdBy, s.remindBeforeSeconds],
+    [s.teamId, s.url, s.events, s.format, s.secret, s.createdBy, s.remindBeforeSeconds ?? null],
   );
   return rows[0];
 }
