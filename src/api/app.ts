@@ -19,6 +19,7 @@ import { authenticate } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { installErrorHandler } from './errors.ts';
 import { registerRoutes } from './routes/index.ts';
+import reminderLinks from './routes/reminder-links.ts';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
@@ -156,6 +157,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     });
     await registerRoutes(v1 as unknown as FastifyInstance, ctx);
   });
+  // Reminder links (/r/<token>): the signed token is the credential, no bearer token.
+  await reminderLinks(app as unknown as FastifyInstance, ctx);
 
   const indexFile = path.join(WEB_DIR, 'index.html');
   if (fs.existsSync(indexFile)) {
