@@ -106,6 +106,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     childLoggerFactory: (logger, bindings, opts) => new RequestLogger(logger, bindings, opts) as unknown as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: true,
+    // A reminder link's token is one path segment (/r/<token>) of about 300 characters.
+    routerOptions: { maxParamLength: 1024 },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Bodies are strict; query strings and path params are strings on the wire and get coerced.

@@ -12,6 +12,7 @@ import type { SecretBox } from '../secrets/box.ts';
 import { signBody } from '../providers/webhook.ts';
 import { claimDeliveries, markAttemptFailed, markDelivered, pruneDeliveries, type ClaimedDelivery } from '../db/sql/notifications.ts';
 import { dropStaleReminderDeliveries } from '../db/sql/reminders.ts';
+import { LINK_ACTIONS, type LinkAction } from './links.ts';
 
 export interface NotifierOptions {
   pool: pg.Pool;
@@ -70,7 +71,8 @@ export function renderSlackReminder(p: Record<string, unknown>): string {
   if (links && Object.keys(links).length) {
     blocks.push({
       type: 'actions',
-      elements: Object.entries(links).map(([action, link]) => ({
+      // In the order of LINK_ACTIONS: a jsonb payload does not keep its keys' order.
+      elements: Object.entries(links).sort(([a], [b]) => LINK_ACTIONS.indexOf(a as LinkAction) - LINK_ACTIONS.indexOf(b as LinkAction)).map(([action, link]) => ({
         type: 'button', action_id: action, text: { type: 'plain_text', text: link.label }, url: link.url,
         ...(action === 'approve' ? { style: 'primary' } : {}),
       })),
