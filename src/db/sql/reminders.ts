@@ -22,19 +22,28 @@ export interface DueReminder {
 /**
  * Reminders not yet queued that are due within `lookaheadSeconds` (or overdue: the deployment
  * was scheduled with less than the lead left, or no process ran), for chains not yet started.
+ *
+ * Driven by the chain's first row `x` (a deployment without a pending dependency, or a pending
+ * dependency), whose instant must lie in (now, now + lead + lookahead]: a range on run_at, so a
+ * poll reads only the deployments within one lead of now. The reminded row is x's scheduled
+ * dependent if it has one, else x.
  */
 export async function dueReminders(db: Queryable, lookaheadSeconds: number, limit: number): Promise<DueReminder[]> {
   const { rows } = await db.query<DueReminder>(
-    `SELECT s.id AS subscription_id, d.id AS deployment_id, d.run_at,
-            ${CHAIN_START} - make_interval(secs => s.remind_before_seconds) AS remind_at, clock_timestamp() AS db_now
+    `SELECT s.id AS subscription_id, coalesce(dd.id, x.id) AS deployment_id, coalesce(dd.run_at, x.run_at) AS run_at,
+            x.run_at - make_interval(secs => s.remind_before_seconds) AS remind_at, clock_timestamp() AS db_now
        FROM notification_subscriptions s
-       JOIN deployments d ON d.team_id = s.team_id AND d.state = 'scheduled' AND d.run_at > now()
-       LEFT JOIN deployments dep ON dep.id = d.dependency_id AND dep.state = 'scheduled'
+       -- A range scan per subscription (OFFSET 0 keeps the planner from hashing the whole table instead).
+       CROSS JOIN LATERAL (
+         SELECT id, run_at, dependency_id FROM deployments
+          WHERE team_id = s.team_id AND state = 'scheduled'
+            AND run_at > now() AND run_at <= now() + make_interval(secs => s.remind_before_seconds + $1::float8)
+          OFFSET 0) x
+       LEFT JOIN deployments dd ON dd.dependency_id = x.id AND dd.state = 'scheduled'
       WHERE s.remind_before_seconds IS NOT NULL
-        AND ${CHAIN_START} > now()
-        AND ${CHAIN_START} - make_interval(secs => s.remind_before_seconds) <= now() + make_interval(secs => $1::float8)
-        AND NOT EXISTS (SELECT 1 FROM deployments x WHERE x.dependency_id = d.id AND x.state = 'scheduled')
-        AND NOT EXISTS (SELECT 1 FROM deployment_reminders r WHERE r.subscription_id = s.id AND r.deployment_id = d.id AND r.run_at = d.run_at)
+        AND (x.dependency_id IS NULL OR NOT EXISTS (SELECT 1 FROM deployments p WHERE p.id = x.dependency_id AND p.state = 'scheduled'))
+        AND NOT EXISTS (SELECT 1 FROM deployment_reminders r
+                         WHERE r.subscription_id = s.id AND r.deployment_id = coalesce(dd.id, x.id) AND r.run_at = coalesce(dd.run_at, x.run_at))
       ORDER BY remind_at
       LIMIT $2`,
     [lookaheadSeconds, limit],
