@@ -12,6 +12,7 @@ import { LinkSigner } from '../src/notifications/links.ts';
 import { renderBody } from '../src/notifications/notifier.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { SecretBox, parseKey } from '../src/secrets/box.ts';
+import { setReminderSeams } from '../src/services/reminder-seams.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
 import { type Proc, spawnShipclock } from './helpers/processes.ts';
@@ -259,6 +260,41 @@ describe('reminder links', () => {
     // The same token, unexpired, acts: the refusals above were about the token, not the deployment.
     const fine = ours.sign({ ...fields(claims), runAtMs: Date.parse(current.run_at), nonce: 'n3', expiresAtMs: now + 600_000 });
     assert.equal((await post(`${PUBLIC}/r/${fine}`)).status, 200);
+  });
+
+  it('through the seams (approvals, freezes), a reminder carries approve and next-allowed links that act', async () => {
+    const approved: Array<{ id: string; actor: string; comment: string }> = [];
+    const pending = new Set<string>();
+    setReminderSeams({
+      approvalPending: async (_db, id) => pending.has(id),
+      approve: async (_db, actor, id, comment) => { approved.push({ id, actor: actor.email, comment }); pending.delete(id); },
+      nextAllowedAt: async (_db, _team, appIds, from) => (appIds.includes(web.id) ? new Date(from.getTime() + 2 * 3600_000) : from),
+    });
+    try {
+      const a = (await s.api('POST', '/v1/scheduled_deployments', { app: web.id, ...utcFields(3 * 3600_000) }, s.adminToken)).body.result;
+      pending.add(a.id);
+      await s.db.pool.query(`SELECT pg_notify('shipclock_due', '')`);
+      const ra = (await eventually(async () => hook.hits.find((h) => h.path === '/hook/remind' && h.body.deployment_id === a.id), 20_000, 'the reminder with links')).body;
+      assert.deepEqual(Object.keys(ra.links).sort(), ['approve', 'postpone_15m', 'postpone_1h', 'postpone_next_allowed']);
+      assert.equal(ra.next_allowed_at, new Date(Date.parse(a.run_at) + 2 * 3600_000).toISOString());
+      const page = await get(ra.links.approve.url);
+      assert.match(page.text, /Approve\?/);
+      assert.equal(approved.length, 0, 'GET approves nothing');
+      const done = await post(ra.links.approve.url);
+      assert.equal(done.status, 200, done.text);
+      assert.deepEqual(approved, [{ id: a.id, actor: s.adminEmail, comment: 'approved through a reminder link' }]);
+      assert.equal((await post(ra.links.postpone_next_allowed.url)).status, 410, 'the reminder acted once');
+
+      const b = (await s.api('POST', '/v1/scheduled_deployments', { app: web.id, ...utcFields(3 * 3600_000 + 60_000) }, s.adminToken)).body.result;
+      const rb = (await eventually(async () => hook.hits.find((h) => h.path === '/hook/remind' && h.body.deployment_id === b.id), 20_000, 'the second reminder')).body;
+      assert.equal(rb.links.approve, undefined, 'no approve link when none is pending');
+      const moved = await post(rb.links.postpone_next_allowed.url);
+      assert.equal(moved.status, 200, moved.text);
+      const now = (await s.api('GET', `/v1/scheduled_deployments/${b.id}`, undefined, s.adminToken)).body.result;
+      assert.equal(Date.parse(now.run_at) - Date.parse(b.run_at), 2 * 3600_000);
+    } finally {
+      setReminderSeams({});
+    }
   });
 
   it('writes no token, nonce or secret to the logs', async () => {
