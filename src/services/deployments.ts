@@ -231,6 +231,7 @@ export function timeInputAt(runAtMs: number, zone: string, keep: { expires_after
 export async function rescheduleIn(c: Queryable, actor: User, id: string, input: TimeInput, via?: RescheduleVia) {
   input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
+  // A block where the transaction's callback was: keeps this diff small beside other branches' changes to reschedule.
   {
     const now = await dbNow(c);
     const row = await getDeployment(c, actor.team_id, id, true);

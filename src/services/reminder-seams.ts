@@ -10,6 +10,16 @@
  *   carries a "next allowed time" link.
  *
  * Tests may replace them through `setReminderSeams` (and put the defaults back with `{}`).
+ *
+ * Wiring, once both have landed (in src/server.ts, before the ReminderRunner starts):
+ *
+ *   setReminderSeams({
+ *     approvalPending: async (db, id) => (await approvalStatus(db, id))?.status === 'pending',
+ *     approve: async (db, actor, id, comment) => {
+ *       await approveDeployment(db, { deploymentId: id, teamId: actor.team_id, userId: actor.id, comment, via: 'reminder link' });
+ *     },
+ *     nextAllowedAt, // from src/services/freeze-check.ts
+ *   });
  */
 import type { Queryable } from '../db/pool.ts';
 import type { User } from './auth.ts';
