@@ -1,27 +1,16 @@
 /**
- * The two places where reminders use other issues' features, one seam each, so that reminders
- * work before those land and are wired in one line each once they do:
+ * Where reminders use other issues' features, one seam each:
  *
- * - approvals (issue 12, branch i12-approvals: `approveDeployment` in src/services/approvals.ts):
- *   `approvalPending` and `approve`. Until wired: no approval is ever pending, so no reminder
- *   carries an approve link.
+ * - approvals (issue 12, landed): `approvalPending` and `approve` call src/services/approvals.ts
+ *   (`approvalStatus`, `approveDeployment` inside the link's transaction, `via: 'reminder link'`).
  * - freezes (issue 11, branch i11-freezes: `nextAllowedAt(db, teamId, appIds, fromUtc)` in
- *   src/services/freezes.ts): `nextAllowedAt`. Until wired: no freeze exists, so no reminder
- *   carries a "next allowed time" link.
+ *   src/services/freeze-check.ts): `nextAllowedAt`. Until it lands: no freeze exists, so no
+ *   reminder carries a "next allowed time" link. Wiring: import it and put it in DEFAULTS below.
  *
  * Tests may replace them through `setReminderSeams` (and put the defaults back with `{}`).
- *
- * Wiring, once both have landed (in src/server.ts, before the ReminderRunner starts):
- *
- *   setReminderSeams({
- *     approvalPending: async (db, id) => (await approvalStatus(db, id))?.status === 'pending',
- *     approve: async (db, actor, id, comment) => {
- *       await approveDeployment(db, { deploymentId: id, teamId: actor.team_id, userId: actor.id, comment, via: 'reminder link' });
- *     },
- *     nextAllowedAt, // from src/services/freeze-check.ts
- *   });
  */
 import type { Queryable } from '../db/pool.ts';
+import { approvalStatus, approveDeployment } from './approvals.ts';
 import type { User } from './auth.ts';
 
 export interface ReminderSeams {
@@ -37,10 +26,11 @@ export interface ReminderSeams {
 }
 
 const DEFAULTS: ReminderSeams = {
-  approvalPending: async () => false,
-  approve: async () => {
-    throw new Error('approvals are not part of this build');
+  approvalPending: async (db, id) => (await approvalStatus(db, id))?.status === 'pending',
+  approve: async (db, actor, id, comment) => {
+    await approveDeployment(db, { deploymentId: id, teamId: actor.team_id, userId: actor.id, comment, via: 'reminder link' });
   },
+  // The freezes seam (not landed yet): no freeze, no "next allowed time" link.
   nextAllowedAt: async () => null,
 };
 

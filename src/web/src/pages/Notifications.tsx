@@ -8,7 +8,7 @@ import { Alert, App as AntApp, Button, Checkbox, Flex, Form, Input, InputNumber,
 import { ApiError, listAll, notificationsApi, type NotifyEvent, type Subscription, type SubscriptionBody } from '../api.ts';
 import { formatInstant } from '../format.ts';
 
-const EVENTS: NotifyEvent[] = ['failed', 'missed', 'skipped', 'succeeded'];
+const EVENTS: NotifyEvent[] = ['failed', 'missed', 'skipped', 'succeeded', 'approval_requested', 'approved', 'rejected'];
 /** The lead in minutes; the API takes seconds, 60 s to 7 days. */
 const MIN_MINUTES = 1;
 const MAX_MINUTES = 7 * 24 * 60;
