@@ -16,6 +16,7 @@ import { migrate } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { DUE_CHANNEL, EVENTS_CHANNEL } from './db/sql/events.ts';
 import { startNotifier } from './notifications/notifier.ts';
+import { ReminderRunner } from './notifications/reminders.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
 import type { Credentials } from './providers/types.ts';
@@ -134,6 +135,11 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   });
   materializer.start();
   const notifier = startNotifier({ pool, logger: log, box });
+  // Reminders are timed in every process; one of them queues each (decision 0012).
+  const reminders = new ReminderRunner({
+    pool, logger: log, box, publicUrl: config.publicUrl, pollIntervalMs: Math.min(config.pollIntervalMs, 1000), onQueued: () => notifier.wake(),
+  });
+  reminders.start();
   setMetricsPool(pool);
   log.info({ url: address, role, worker_id: workerId }, 'shipclock is running');
 
@@ -145,6 +151,7 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
       stopping ??= (async () => {
         await materializer.stop();
         await scheduler.stop();
+        await reminders.stop();
         await notifier.stop();
         await api.close().catch(() => {});
         await listener.stop();

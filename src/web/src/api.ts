@@ -355,3 +355,33 @@ export const accountsApi = {
   createToken: (body: { name: string; role?: Role; expires_in_days?: number }) => request<ApiToken & { token: string }>('POST', '/v1/tokens', body),
   revokeToken: (id: string) => request<null>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`),
 };
+
+export type NotifyEvent = 'failed' | 'missed' | 'skipped' | 'succeeded' | 'approval_requested' | 'approved' | 'rejected';
+
+/** A notification subscription (owners): final states, and reminders when `remind_before_seconds` is set. */
+export interface Subscription {
+  id: string;
+  url: string;
+  events: NotifyEvent[];
+  format: 'json' | 'slack';
+  has_secret: boolean;
+  remind_before_seconds: number | null;
+  created_at: string;
+}
+
+export interface SubscriptionBody {
+  url: string;
+  events: NotifyEvent[];
+  format: 'json' | 'slack';
+  secret?: string;
+  remind_before_seconds?: number | null;
+}
+
+/** Notifications and reminders (issue 12). */
+export const notificationsApi = {
+  list: (cursor?: string | null) => request<ListPage<Subscription>>('GET', `/v1/notifications${query({ cursor, limit: 500 })}`),
+  create: (body: SubscriptionBody) => request<Subscription>('POST', '/v1/notifications', body),
+  update: (id: string, body: Partial<SubscriptionBody> & { secret?: string | null }) =>
+    request<Subscription>('PATCH', `/v1/notifications/${encodeURIComponent(id)}`, body),
+  remove: (id: string) => request<null>('DELETE', `/v1/notifications/${encodeURIComponent(id)}`),
+};
