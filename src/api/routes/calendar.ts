@@ -1,0 +1,67 @@
+/**
+ * The calendar (issue 11): GET /v1/calendar (JSON, any member of the team).
+ */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { type CalendarDeps, type FreezeWindows, getCalendar, MAX_ENTRIES, MAX_RANGE_DAYS } from '../../services/calendar.ts';
+import type { ApiContext } from '../context.ts';
+import { ErrorBody, Uuid } from '../schemas.ts';
+
+/**
+ * Where the calendar gets freezes from: the ONE place to wire them. Until the freezes service
+ * (issue 11, src/services/freezes.ts) is on main, there are none.
+ */
+const freezeWindows: FreezeWindows = async () => [];
+const deps: CalendarDeps = { freezeWindows };
+
+const Rfc3339 = Type.String({ format: 'date-time' });
+const AppRef = Type.Object({ id: Uuid, name: Type.String() });
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+export const CalendarEntry = Type.Object({
+  kind: Type.Union([Type.Literal('deployment'), Type.Literal('occurrence'), Type.Literal('freeze')], {
+    description: 'deployment: a one-off scheduled deployment (or its dependency); occurrence: one of a recurring schedule (a deployment row, or "planned" beyond the materialized horizon); freeze: a deploy freeze window',
+  }),
+  id: Type.String({ description: 'the deployment\'s id; a planned occurrence\'s schedule id; the freeze\'s id' }),
+  uid: Type.String({ description: 'stable and unique in a calendar (the feed\'s UID); an occurrence keeps it when it turns from planned into a deployment' }),
+  title: Type.String(),
+  state: Type.String({ description: 'a deployment\'s state; "planned" for an occurrence that is not a deployment yet; a freeze is "upcoming", "active" or "ended"' }),
+  start: Type.String({ description: 'RFC 3339 in the requested zone, with its offset at that instant' }),
+  start_utc: Rfc3339,
+  end: Nullable(Type.String({ description: 'freezes only (exclusive), in the requested zone' })),
+  end_utc: Nullable(Rfc3339),
+  app: Type.Union([AppRef, Type.Null()], { description: 'null for freezes' }),
+  schedule_id: Type.Union([Uuid, Type.Null()]),
+  link: Type.String({ description: 'the UI path that shows it' }),
+  apps: Type.Optional(Type.Union([Type.Array(AppRef), Type.Null()], { description: 'freezes: the apps it covers; null: every app of the team' })),
+  reason: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+}, { $id: 'CalendarEntry' });
+
+export const CalendarQuery = Type.Object({
+  from: Type.String({ format: 'date-time', description: 'RFC 3339 with an offset; entries whose instant (a freeze: whose window) is at or after it' }),
+  to: Type.String({ format: 'date-time', description: `RFC 3339 with an offset, after from, at most ${MAX_RANGE_DAYS} days later; entries before it` }),
+  timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, default: 'UTC', description: 'IANA zone the times are written in, e.g. Europe/Berlin (default UTC)' })),
+}, { additionalProperties: false });
+
+export const CalendarOut = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  timezone: Type.String(),
+  result: Type.Array(CalendarEntry),
+  truncated: Type.Boolean({ description: `more than ${MAX_ENTRIES} entries matched: the earliest are listed; ask for a shorter range` }),
+});
+
+export default async function (fastify: FastifyInstance, ctx: ApiContext) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.get('/v1/calendar', {
+    schema: {
+      tags: ['calendar'],
+      summary: 'The team\'s deployments, schedule occurrences (also those planned beyond the materialized horizon) and freezes in a range, in a zone',
+      description: `Ordered by start. A from or to that is not RFC 3339 answers 400; to not after from, a range over ${MAX_RANGE_DAYS} days or an unknown zone answer 422 naming the field.`,
+      querystring: CalendarQuery,
+      response: { 200: CalendarOut, 400: ErrorBody, 422: ErrorBody },
+    },
+  }, async (req) => getCalendar(ctx.pool, deps, req.user.team_id, req.query));
+}
