@@ -2,10 +2,18 @@
  * The calendar (issue 11) over HTTP on real PostgreSQL: GET /v1/calendar's range and zone
  * checks (422 naming the field, 400 for a malformed instant), times in the requested zone
  * across a DST change, one-off deployments with their dependency, schedule occurrences (rows
- * within the horizon, planned beyond it, one uid each across the two), team isolation.
+ * within the horizon, planned beyond it, one uid each across the two), team isolation; the
+ * feed token's life (shown once, stored as its SHA-256, replaced, revoked, ended by a password
+ * change), the iCalendar feed parsed with a second library (ical.js) against what GET
+ * /v1/calendar shows, freezes in it, and no feed token in any log line.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import ICAL from 'ical.js';
+import { createLogger, redactUrl } from '../src/observability/logger.ts';
+import { calendarFeed, FEED_EVENT_MINUTES } from '../src/services/calendar-feed.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 interface Entry {
@@ -20,10 +28,14 @@ describe('GET /v1/calendar', () => {
   let api: { id: string; name: string };
   let db: { id: string; name: string };
   const tokens: Record<string, string> = {};
+  /** Every line the server logged (at debug), and every feed token handed out. */
+  const logged: string[] = [];
+  const feedTokens: string[] = [];
   const cal = async (q: Record<string, string>, token = s.adminToken) => s.api('GET', `/v1/calendar?${new URLSearchParams(q)}`, undefined, token);
 
   before(async () => {
-    s = await startTestServer();
+    const sink = new Writable({ write(chunk, _e, cb) { logged.push(String(chunk)); cb(); } });
+    s = await startTestServer({ logger: createLogger('debug', sink) });
     api = (await s.api('POST', '/v1/apps', { name: 'api', target: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } }, s.adminToken)).body;
     db = (await s.api('POST', '/v1/apps', { name: 'db', target: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } }, s.adminToken)).body;
     const me = (await s.api('GET', '/v1/me', undefined, s.adminToken)).body;
@@ -150,5 +162,151 @@ describe('GET /v1/calendar', () => {
     assert.equal(theirs.status, 200);
     assert.deepEqual(theirs.body.result, []);
     assert.equal((await s.api('GET', `/v1/calendar?${new URLSearchParams(q)}`)).status, 401, 'no token');
+  });
+
+  // ─── the feed ─────────────────────────────────────────────────────────────────────────
+
+  const feed = async (token?: string) => {
+    const res = await fetch(`${s.url}/v1/calendar.ics${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`);
+    return { status: res.status, type: res.headers.get('content-type') ?? '', cache: res.headers.get('cache-control'), text: await res.text() };
+  };
+  const newFeedToken = async (token = s.adminToken) => {
+    const r = await s.api('POST', '/v1/me/calendar-token', undefined, token);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    feedTokens.push(r.body.token);
+    return r.body as { token: string; url: string; created_at: string };
+  };
+  const events = (text: string) => {
+    const vcal = new ICAL.Component(ICAL.parse(text));
+    return vcal.getAllSubcomponents('vevent').map((v) => {
+      const e = new ICAL.Event(v);
+      return {
+        uid: e.uid, summary: e.summary, start: e.startDate.toJSDate().toISOString(), end: e.endDate.toJSDate().toISOString(),
+        startUtc: e.startDate.zone?.tzid === 'UTC', endUtc: e.endDate.zone?.tzid === 'UTC',
+        url: String(v.getFirstPropertyValue('url')), status: String(v.getFirstPropertyValue('status')), transp: v.getFirstPropertyValue('transp'),
+        description: String(v.getFirstPropertyValue('description') ?? ''),
+      };
+    });
+  };
+
+  it('feed token: shown once, stored as its SHA-256 only; a new one revokes the old; DELETE revokes; 401 in plain text', async () => {
+    assert.deepEqual((await s.api('GET', '/v1/me/calendar-token', undefined, s.adminToken)).body, { active: false, created_at: null });
+    assert.equal((await feed()).status, 401, 'no token');
+    const first = await newFeedToken();
+    assert.match(first.token, /^shcal_[0-9A-Za-z]{40}$/);
+    assert.equal(first.url, `${s.url}/v1/calendar.ics?token=${first.token}`);
+    const stored = (await s.db.pool.query('SELECT * FROM calendar_tokens')).rows;
+    assert.equal(stored.length, 1);
+    assert.deepEqual(stored[0].token_hash, createHash('sha256').update(first.token).digest());
+    assert.ok(!JSON.stringify(stored).includes(first.token.slice(6)), 'the token itself is stored nowhere');
+    assert.ok(!JSON.stringify((await s.db.pool.query('SELECT * FROM audit_log')).rows).includes(first.token.slice(6)), 'nor audited');
+    const state = (await s.api('GET', '/v1/me/calendar-token', undefined, s.adminToken)).body;
+    assert.equal(state.active, true);
+    assert.equal(state.token, undefined, 'never shown again');
+
+    const ok = await feed(first.token);
+    assert.equal(ok.status, 200, ok.text);
+    assert.match(ok.type, /^text\/calendar/);
+    assert.equal(ok.cache, 'private, no-store');
+    assert.match(ok.text, /^BEGIN:VCALENDAR\r\n/);
+
+    const second = await newFeedToken();
+    assert.notEqual(second.token, first.token);
+    const old = await feed(first.token);
+    assert.equal(old.status, 401, 'the previous token is revoked');
+    assert.match(old.type, /^text\/plain/);
+    assert.equal(old.text, 'invalid or revoked calendar feed token\n');
+    assert.equal((await feed(second.token)).status, 200);
+    assert.equal((await s.db.pool.query('SELECT count(*)::int AS n FROM calendar_tokens WHERE revoked_at IS NULL')).rows[0].n, 1);
+
+    assert.equal((await s.api('DELETE', '/v1/me/calendar-token', undefined, s.adminToken)).status, 204);
+    assert.equal((await feed(second.token)).status, 401, 'revoked');
+    assert.equal((await s.api('DELETE', '/v1/me/calendar-token', undefined, s.adminToken)).status, 404, 'nothing left to revoke');
+    assert.equal((await feed('shcal_' + 'x'.repeat(40))).status, 401, 'unknown');
+    assert.equal((await feed('not-even-a-feed-token')).status, 401);
+    assert.equal((await s.api('POST', '/v1/me/calendar-token')).status, 401, 'making one needs a session');
+    const audit = (await s.db.pool.query(`SELECT action FROM audit_log WHERE action LIKE 'calendar_token.%' ORDER BY id`)).rows.map((r) => r.action);
+    assert.deepEqual(audit, ['calendar_token.create', 'calendar_token.create', 'calendar_token.revoke']);
+  });
+
+  it('an API token cannot make a feed token; a password change revokes it', async () => {
+    const api = (await s.api('POST', '/v1/tokens', { name: 'ci' }, tokens.viewer)).body.token;
+    assert.equal((await s.api('POST', '/v1/me/calendar-token', undefined, api)).status, 403);
+    const mine = await newFeedToken(tokens.viewer);
+    assert.equal((await feed(mine.token)).status, 200, 'a viewer may subscribe');
+    const r = await s.api('POST', '/v1/me/password', { current_password: 'viewer-password', new_password: 'a-much-newer-passphrase-9' }, tokens.viewer);
+    assert.equal(r.status, 204, JSON.stringify(r.body));
+    assert.equal((await feed(mine.token)).status, 401);
+  });
+
+  it('the feed parses with a second library (ical.js) and has what GET /v1/calendar shows, in UTC, with stable UIDs', async () => {
+    const sc = (await s.api('POST', '/v1/schedules', { app: db.id, cron: '30 6 * * 1', timezone: 'America/New_York' }, s.adminToken)).body;
+    const canceled = (await s.api('POST', '/v1/scheduled_deployments', { app: db.id, year: 2027, month: 2, day: 1, hour: 8, minute: 0, timezone: 'Asia/Tokyo' }, s.adminToken)).body.result;
+    assert.equal((await s.api('POST', `/v1/scheduled_deployments/${canceled.id}/cancel`, undefined, s.adminToken)).status, 200);
+    const { token } = await newFeedToken();
+    const text = (await feed(token)).text;
+    assert.match(text, /X-WR-CALNAME:shipclock: /);
+    assert.ok(!/DTSTART;TZID|DTEND;TZID/.test(text), 'no local times: every DTSTART/DTEND in UTC');
+    const got = events(text);
+    assert.equal(new Set(got.map((e) => e.uid)).size, got.length, 'unique UIDs');
+
+    // GET /v1/calendar over 92 days from now, which the feed's window (30 days back, 180 ahead) covers.
+    const now = Date.now();
+    const shown = (await cal({ from: new Date(now).toISOString(), to: new Date(now + 92 * DAY).toISOString(), timezone: 'Asia/Tokyo' })).body.result as Entry[];
+    assert.ok(shown.some((e) => e.state === 'planned') && shown.some((e) => e.state === 'canceled') && shown.some((e) => e.kind === 'deployment'), JSON.stringify(shown.map((e) => e.state)));
+    for (const e of shown) {
+      const ev = got.find((x) => x.uid === `${e.uid}@shipclock`);
+      assert.ok(ev, `the feed has ${e.uid}`);
+      assert.equal(ev.start, e.start_utc);
+      assert.ok(ev.startUtc && ev.endUtc);
+      assert.equal(Date.parse(ev.end) - Date.parse(ev.start), FEED_EVENT_MINUTES * 60_000);
+      assert.ok(ev.summary.startsWith(e.title) && ev.summary.includes(e.state), ev.summary);
+      assert.equal(ev.url, `${s.url}${e.link}`);
+      assert.equal(ev.status, e.state === 'planned' ? 'TENTATIVE' : ['canceled', 'skipped', 'missed'].includes(e.state) ? 'CANCELLED' : 'CONFIRMED');
+      assert.equal(ev.transp, null);
+    }
+    // Their feed has none of ours.
+    const theirs = await newFeedToken(tokens.them);
+    assert.deepEqual(events((await feed(theirs.token)).text), []);
+    void sc;
+  });
+
+  it('freezes are events spanning their window, TRANSP:TRANSPARENT (through the injected freezeWindows)', async () => {
+    const token = (await newFeedToken()).token;
+    const now = Math.floor(Date.now() / 1000) * 1000; // iCalendar times have whole seconds
+    const freeze = { id: '11111111-1111-4111-8111-111111111111', name: 'Holidays', reason: 'Christmas; everyone away', start: new Date(now + 5 * DAY), end: new Date(now + 8 * DAY), apps: [api.id] };
+    let asked: [string, Date, Date] | null = null;
+    const text = await calendarFeed(s.db.pool, { freezeWindows: async (_db, teamId, from, to) => { asked = [teamId, from, to]; return [freeze]; } }, token, 'https://ship.example.com');
+    const me = (await s.api('GET', '/v1/me', undefined, s.adminToken)).body;
+    assert.ok(asked);
+    const [teamId, from, to] = asked as [string, Date, Date];
+    assert.equal(teamId, me.team.id);
+    assert.ok(Math.abs(to.getTime() - from.getTime() - 210 * DAY) < 1000, '30 days back to 180 ahead');
+    const ev = events(text).find((e) => e.uid === `freeze-${freeze.id}-${freeze.start.toISOString()}@shipclock`);
+    assert.ok(ev, text);
+    assert.equal(ev.start, freeze.start.toISOString());
+    assert.equal(ev.end, freeze.end.toISOString());
+    assert.equal(ev.transp, 'TRANSPARENT');
+    assert.equal(ev.status, 'CONFIRMED');
+    assert.equal(ev.summary, 'Freeze: Holidays');
+    assert.equal(ev.url, 'https://ship.example.com/freezes');
+    assert.match(ev.description, /for api\./);
+    assert.match(ev.description, /Christmas; everyone away/);
+  });
+
+  it('no feed token is in any log line; a logged URL has its secret query parameters redacted', () => {
+    assert.ok(feedTokens.length >= 5);
+    assert.ok(logged.length > 0, 'the server logged at debug');
+    for (const t of feedTokens) {
+      assert.ok(!logged.some((l) => l.includes(t.slice(6))), 'a feed token in the log');
+    }
+    assert.equal(redactUrl('/v1/calendar.ics?token=shcal_abc&x=1'), '/v1/calendar.ics?token=[redacted]&x=1');
+    assert.equal(redactUrl('/v1/events?access_token=eyJ.a.b'), '/v1/events?access_token=[redacted]');
+    const lines: string[] = [];
+    const log = createLogger('info', new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+    log.info({ req: { method: 'GET', url: '/v1/calendar.ics?token=shcal_secret' }, url: 'https://x/v1/calendar.ics?Token=shcal_secret2' }, 'a request');
+    assert.equal(lines.length, 1);
+    assert.ok(!lines[0].includes('shcal_secret'), lines[0]);
+    assert.match(lines[0], /token=\[redacted\]/);
   });
 });
