@@ -17,8 +17,6 @@ import { StateTag } from '../components/StateTag.tsx';
 
 type View = 'Month' | 'Week';
 
-const DEPLOYMENT_STATES = new Set(['scheduled', 'running', 'succeeded', 'failed', 'canceled', 'skipped', 'missed']);
-
 let zoneOptionsCache: { value: string; label: string }[] | null = null;
 function zoneOptions(): { value: string; label: string }[] {
   zoneOptionsCache ??= listZones().map((z) => ({ value: z, label: z }));
@@ -91,7 +89,7 @@ function Item({ e }: { e: CalendarEntry }) {
   }
   return (
     <a href={e.link} onClick={linkClick(e.link)} title={e.title} style={{ display: 'block', whiteSpace: 'nowrap', overflow: 'hidden', textOverflow: 'ellipsis' }}>
-      {wallClock(e.start)} {e.app?.name} {DEPLOYMENT_STATES.has(e.state) ? <StateTag state={e.state} /> : <Typography.Text type="secondary">({e.state})</Typography.Text>}
+      {wallClock(e.start)} {e.app?.name} <StateTag state={e.state} />
     </a>
   );
 }
