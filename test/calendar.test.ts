@@ -155,6 +155,29 @@ describe('GET /v1/calendar', () => {
     assert.ok(paused.filter((e) => e.schedule_id === sc.id).every((e) => e.state === 'canceled'));
   });
 
+  it('planned occurrences are computed up to a budget, in time order: truncated, with nothing missing before the cut', async (t) => {
+    const busy = (await s.api('POST', '/v1/schedules', { app: db.id, cron: '*/5 * * * *', timezone: 'UTC' }, s.adminToken)).body;
+    const daily = (await s.api('POST', '/v1/schedules', { app: api.id, cron: '0 12 * * *', timezone: 'UTC' }, s.adminToken)).body;
+    const now = Date.now();
+    const started = performance.now();
+    const r = await cal({ from: new Date(now).toISOString(), to: new Date(now + 30 * DAY).toISOString() });
+    t.diagnostic(`GET /v1/calendar over 30 days with a 5-minute schedule: ${r.body.result.length} entries in ${Math.round(performance.now() - started)} ms`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.truncated, true, '8,640 occurrences in 30 days');
+    const mine = (r.body.result as Entry[]).filter((e) => e.schedule_id === busy.id && e.state !== 'canceled');
+    assert.ok(mine.length >= 1900 && mine.length <= 2300, `${mine.length}`);
+    const last = Date.parse(r.body.result.at(-1).start_utc);
+    // Every 5 minutes from the first to the last listed: no gap.
+    const times = mine.map((e) => Date.parse(e.start_utc));
+    for (let i = 1; i < times.length; i++) assert.equal(times[i] - times[i - 1], 300_000);
+    // The daily one is there for each day up to the cut, and not after it.
+    const noons = (r.body.result as Entry[]).filter((e) => e.schedule_id === daily.id).map((e) => Date.parse(e.start_utc));
+    const expected = [];
+    for (let d = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate(), 12); d <= last; d += DAY) if (d > now) expected.push(d);
+    assert.deepEqual(noons, expected);
+    for (const id of [busy.id, daily.id]) assert.equal((await s.api('DELETE', `/v1/schedules/${id}`, undefined, s.adminToken)).status, 204);
+  });
+
   it('another team sees none of it, and we see none of theirs', async () => {
     const q = { from: '2027-03-01T00:00:00Z', to: '2027-05-01T00:00:00Z' };
     assert.ok((await cal(q)).body.result.length > 0);

@@ -8,7 +8,7 @@
  * Freezes come through an injected `freezeWindows` (CalendarDeps): this file does not know how
  * freezes are stored or how a recurring freeze expands into windows.
  */
-import { occurrences } from '../core/recurrence.ts';
+import { type Occurrence, occurrences } from '../core/recurrence.ts';
 import { canonicalZone, isValidZone, localTimeAt } from '../core/time.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { Pool, Queryable } from '../db/pool.ts';
@@ -18,6 +18,10 @@ import { activeSchedules, calendarDeployments, type CalendarDeploymentRow, type 
 export const MAX_RANGE_DAYS = 92;
 /** The most entries one answer lists (deployments, occurrences and freezes together); `truncated` says when more matched. */
 export const MAX_ENTRIES = 5000;
+/** About the most planned occurrences one answer computes (a 5-minute cron makes 26,000 in 92 days); `truncated` says when more matched. */
+export const MAX_PLANNED = 2000;
+/** Planned occurrences computed per step, per schedule. */
+const PLANNED_CHUNK = 64;
 
 /** One window of a deploy freeze: [start, end). `apps` null: every app of the team. */
 export interface FreezeWindow {
@@ -125,29 +129,47 @@ function deploymentEntry(d: CalendarDeploymentRow, zone: string): CalendarEntry 
   };
 }
 
+function plannedEntry(s: CalendarScheduleRow, epochMs: number, zone: string): CalendarEntry {
+  const at = new Date(epochMs).toISOString();
+  return {
+    kind: 'occurrence', id: s.id, uid: `occurrence-${s.id}-g${s.generation}-${at}`,
+    title: `Deploy ${s.app_name} (recurring schedule, planned)`, state: 'planned',
+    start: rfc3339In(epochMs, zone), start_utc: at, end: null, end_utc: null,
+    app: { id: s.app_id, name: s.app_name }, schedule_id: s.id, link: '/schedules',
+  };
+}
+
 /**
- * The occurrences of a schedule in [fromMs, toMs) that are not rows yet: those after its
- * `materialized_until` (and after now), within its own window. At most `limit`.
+ * The occurrences in [fromMs, toMs) that are not rows yet: for each schedule, those after its
+ * `materialized_until` (and after now), within its own window. Computing one costs real CPU
+ * (~0.1–0.3 ms), so at most about MAX_PLANNED are, in time order across the schedules: each step
+ * extends the schedule that is furthest behind by PLANNED_CHUNK. When the budget runs out,
+ * `cutMs` says up to which instant the list is complete (everything after it is left out).
  */
-function plannedOf(s: CalendarScheduleRow, fromMs: number, toMs: number, nowMs: number, zone: string, limit: number): CalendarEntry[] {
-  const after = Math.max(fromMs - 1, s.materialized_until.getTime(), nowMs, s.starts_at ? s.starts_at.getTime() - 1 : Number.NEGATIVE_INFINITY);
-  const until = Math.min(toMs - 1, s.ends_at ? s.ends_at.getTime() : Number.POSITIVE_INFINITY);
-  if (until <= after || limit <= 0) return [];
-  let list;
-  try {
-    list = occurrences({ cron: s.cron, timezone: s.timezone, dstGap: s.dst_gap, dstOverlap: s.dst_overlap }, after, { count: limit, untilMs: until });
-  } catch {
-    return []; // an expression or zone this runtime no longer takes: the materializer reports it
+function plannedOccurrences(schedules: CalendarScheduleRow[], fromMs: number, toMs: number, nowMs: number, zone: string): { entries: CalendarEntry[]; cutMs: number | null } {
+  const cursors = schedules.map((s) => ({
+    s,
+    after: Math.max(fromMs - 1, s.materialized_until.getTime(), nowMs, s.starts_at ? s.starts_at.getTime() - 1 : Number.NEGATIVE_INFINITY),
+    until: Math.min(toMs - 1, s.ends_at ? s.ends_at.getTime() : Number.POSITIVE_INFINITY),
+    done: false,
+  })).filter((c) => c.until > c.after);
+  const entries: CalendarEntry[] = [];
+  for (;;) {
+    let c: (typeof cursors)[number] | undefined;
+    for (const x of cursors) if (!x.done && (!c || x.after < c.after)) c = x;
+    if (!c) return { entries, cutMs: null };
+    // Every occurrence up to c.after is known: the other schedules are at or beyond it.
+    if (entries.length >= MAX_PLANNED) return { entries, cutMs: c.after };
+    let list: Occurrence[];
+    try {
+      list = occurrences({ cron: c.s.cron, timezone: c.s.timezone, dstGap: c.s.dst_gap, dstOverlap: c.s.dst_overlap }, c.after, { count: PLANNED_CHUNK, untilMs: c.until });
+    } catch {
+      list = []; // an expression or zone this runtime no longer takes: the materializer reports it
+    }
+    for (const o of list) entries.push(plannedEntry(c.s, o.epochMs, zone));
+    if (list.length < PLANNED_CHUNK) c.done = true;
+    else c.after = list[list.length - 1].epochMs;
   }
-  return list.map((o) => {
-    const at = new Date(o.epochMs).toISOString();
-    return {
-      kind: 'occurrence' as const, id: s.id, uid: `occurrence-${s.id}-g${s.generation}-${at}`,
-      title: `Deploy ${s.app_name} (recurring schedule, planned)`, state: 'planned',
-      start: rfc3339In(o.epochMs, zone), start_utc: at, end: null, end_utc: null,
-      app: { id: s.app_id, name: s.app_name }, schedule_id: s.id, link: '/schedules',
-    };
-  });
 }
 
 function freezeEntry(f: FreezeWindow, zone: string, nowMs: number, apps: Map<string, string>): CalendarEntry {
@@ -184,16 +206,19 @@ export async function calendarEntries(
   ]);
   const apps = freezes.some((f) => f.apps?.length) ? await teamAppNames(db, teamId) : new Map<string, string>();
   // Rows beyond the cap are unknown: nothing at or after the first one left out is listed.
-  const cut = rows.length > MAX_ENTRIES ? rows.pop()!.run_at.toISOString() : null;
+  let cut = rows.length > MAX_ENTRIES ? rows.pop()!.run_at.toISOString() : null;
   const entries: CalendarEntry[] = rows.map((d) => deploymentEntry(d, zone));
   // A row and a planned instant are never the same occurrence (planned starts after
   // materialized_until); the uid set guards against a race with a materializer all the same.
   const seen = new Set(entries.map((e) => e.uid));
-  for (const s of schedules) {
-    for (const p of plannedOf(s, fromMs, toMs, nowMs, zone, MAX_ENTRIES + 1)) if (!seen.has(p.uid)) entries.push(p);
-  }
+  const planned = plannedOccurrences(schedules, fromMs, toMs, nowMs, zone);
+  for (const p of planned.entries) if (!seen.has(p.uid)) entries.push(p);
   for (const f of freezes) {
     if (f.end.getTime() > fromMs && f.start.getTime() < toMs) entries.push(freezeEntry(f, zone, nowMs, apps));
+  }
+  if (planned.cutMs !== null) {
+    const c = new Date(planned.cutMs + 1).toISOString();
+    if (cut === null || c < cut) cut = c;
   }
   const order: Record<EntryKind, number> = { freeze: 0, deployment: 1, occurrence: 2 };
   entries.sort((a, b) => a.start_utc.localeCompare(b.start_utc) || order[a.kind] - order[b.kind] || a.uid.localeCompare(b.uid));
