@@ -164,18 +164,27 @@ describe('GET /v1/calendar', () => {
     t.diagnostic(`GET /v1/calendar over 30 days with a 5-minute schedule: ${r.body.result.length} entries in ${Math.round(performance.now() - started)} ms`);
     assert.equal(r.status, 200);
     assert.equal(r.body.truncated, true, '8,640 occurrences in 30 days');
+    assert.match(r.body.planned_until, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?\+00:00$/);
+    const until = Date.parse(r.body.planned_until);
     const mine = (r.body.result as Entry[]).filter((e) => e.schedule_id === busy.id && e.state !== 'canceled');
-    assert.ok(mine.length >= 1900 && mine.length <= 2300, `${mine.length}`);
-    const last = Date.parse(r.body.result.at(-1).start_utc);
-    // Every 5 minutes from the first to the last listed: no gap.
+    assert.ok(mine.length >= 900 && mine.length <= 1300, `${mine.length}`);
+    assert.ok((r.body.result as Entry[]).every((e) => e.state !== 'planned' || Date.parse(e.start_utc) <= until), 'no planned one after planned_until');
+    // Every 5 minutes from the first to planned_until: no gap.
     const times = mine.map((e) => Date.parse(e.start_utc));
     for (let i = 1; i < times.length; i++) assert.equal(times[i] - times[i - 1], 300_000);
-    // The daily one is there for each day up to the cut, and not after it.
+    assert.ok(until - times.at(-1)! < 300_000);
+    // The daily one is there for each day up to planned_until (a row or planned), not after it.
     const noons = (r.body.result as Entry[]).filter((e) => e.schedule_id === daily.id).map((e) => Date.parse(e.start_utc));
     const expected = [];
-    for (let d = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate(), 12); d <= last; d += DAY) if (d > now) expected.push(d);
+    for (let d = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate(), 12); d <= until; d += DAY) if (d > now) expected.push(d);
     assert.deepEqual(noons, expected);
-    for (const id of [busy.id, daily.id]) assert.equal((await s.api('DELETE', `/v1/schedules/${id}`, undefined, s.adminToken)).status, 204);
+    // Without a schedule that busy, everything is listed.
+    assert.equal((await s.api('DELETE', `/v1/schedules/${busy.id}`, undefined, s.adminToken)).status, 204);
+    const all = (await cal({ from: new Date(now).toISOString(), to: new Date(now + 30 * DAY).toISOString() })).body;
+    assert.equal(all.truncated, false);
+    assert.equal(all.planned_until, null);
+    assert.equal((all.result as Entry[]).filter((e) => e.schedule_id === daily.id).length, 30);
+    assert.equal((await s.api('DELETE', `/v1/schedules/${daily.id}`, undefined, s.adminToken)).status, 204);
   });
 
   it('another team sees none of it, and we see none of theirs', async () => {

@@ -18,9 +18,13 @@ import { activeSchedules, calendarDeployments, type CalendarDeploymentRow, type 
 export const MAX_RANGE_DAYS = 92;
 /** The most entries one answer lists (deployments, occurrences and freezes together); `truncated` says when more matched. */
 export const MAX_ENTRIES = 5000;
-/** About the most planned occurrences one answer computes (a 5-minute cron makes 26,000 in 92 days); `truncated` says when more matched. */
-export const MAX_PLANNED = 2000;
-/** Planned occurrences computed per step, per schedule. */
+/**
+ * About the most planned occurrences one answer computes (a 5-minute cron makes 26,000 in 92
+ * days); past it, planned ones are listed up to `planned_until` only (deployment rows and freezes
+ * are all listed).
+ */
+export const MAX_PLANNED = 1000;
+/** Planned occurrences computed per step, per schedule, at most (fewer with many schedules, so that each gets its turn within the budget). */
 const PLANNED_CHUNK = 64;
 
 /** One window of a deploy freeze: [start, end). `apps` null: every app of the team. */
@@ -76,8 +80,10 @@ export interface CalendarOut {
   to: string;
   timezone: string;
   result: CalendarEntry[];
-  /** More than MAX_ENTRIES matched: the earliest are listed; ask for a shorter range. */
+  /** More than MAX_ENTRIES matched (the earliest are listed), or more than MAX_PLANNED planned occurrences (see planned_until). */
   truncated: boolean;
+  /** Planned occurrences are listed up to this instant (in the zone) only; null: all of them. */
+  planned_until: string | null;
 }
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -142,9 +148,9 @@ function plannedEntry(s: CalendarScheduleRow, epochMs: number, zone: string): Ca
 /**
  * The occurrences in [fromMs, toMs) that are not rows yet: for each schedule, those after its
  * `materialized_until` (and after now), within its own window. Computing one costs real CPU
- * (~0.1–0.3 ms), so at most about MAX_PLANNED are, in time order across the schedules: each step
- * extends the schedule that is furthest behind by PLANNED_CHUNK. When the budget runs out,
- * `cutMs` says up to which instant the list is complete (everything after it is left out).
+ * (~0.1–0.3 ms, on the event loop that also fires deployments), so at most about MAX_PLANNED are, in time order across the schedules: each step
+ * extends the schedule that is furthest behind by a chunk. When the budget runs out, `cutMs`
+ * says up to which instant the list is complete (every planned occurrence after it is left out).
  */
 function plannedOccurrences(schedules: CalendarScheduleRow[], fromMs: number, toMs: number, nowMs: number, zone: string): { entries: CalendarEntry[]; cutMs: number | null } {
   const cursors = schedules.map((s) => ({
@@ -154,6 +160,7 @@ function plannedOccurrences(schedules: CalendarScheduleRow[], fromMs: number, to
     done: false,
   })).filter((c) => c.until > c.after);
   const entries: CalendarEntry[] = [];
+  const chunk = Math.max(1, Math.min(PLANNED_CHUNK, Math.floor(MAX_PLANNED / (2 * Math.max(1, cursors.length)))));
   for (;;) {
     let c: (typeof cursors)[number] | undefined;
     for (const x of cursors) if (!x.done && (!c || x.after < c.after)) c = x;
@@ -162,12 +169,12 @@ function plannedOccurrences(schedules: CalendarScheduleRow[], fromMs: number, to
     if (entries.length >= MAX_PLANNED) return { entries, cutMs: c.after };
     let list: Occurrence[];
     try {
-      list = occurrences({ cron: c.s.cron, timezone: c.s.timezone, dstGap: c.s.dst_gap, dstOverlap: c.s.dst_overlap }, c.after, { count: PLANNED_CHUNK, untilMs: c.until });
+      list = occurrences({ cron: c.s.cron, timezone: c.s.timezone, dstGap: c.s.dst_gap, dstOverlap: c.s.dst_overlap }, c.after, { count: chunk, untilMs: c.until });
     } catch {
       list = []; // an expression or zone this runtime no longer takes: the materializer reports it
     }
     for (const o of list) entries.push(plannedEntry(c.s, o.epochMs, zone));
-    if (list.length < PLANNED_CHUNK) c.done = true;
+    if (list.length < chunk) c.done = true;
     else c.after = list[list.length - 1].epochMs;
   }
 }
@@ -195,7 +202,7 @@ export async function calendarEntries(
   deps: CalendarDeps,
   teamId: string,
   range: { fromMs: number; toMs: number; zone: string; nowMs: number },
-): Promise<{ entries: CalendarEntry[]; truncated: boolean }> {
+): Promise<{ entries: CalendarEntry[]; truncated: boolean; plannedUntilMs: number | null }> {
   const { fromMs, toMs, zone, nowMs } = range;
   const from = new Date(fromMs);
   const to = new Date(toMs);
@@ -212,19 +219,16 @@ export async function calendarEntries(
   // materialized_until); the uid set guards against a race with a materializer all the same.
   const seen = new Set(entries.map((e) => e.uid));
   const planned = plannedOccurrences(schedules, fromMs, toMs, nowMs, zone);
-  for (const p of planned.entries) if (!seen.has(p.uid)) entries.push(p);
+  const plannedCut = planned.cutMs === null ? null : new Date(planned.cutMs + 1).toISOString();
+  for (const p of planned.entries) if (!seen.has(p.uid) && (plannedCut === null || p.start_utc < plannedCut)) entries.push(p);
   for (const f of freezes) {
     if (f.end.getTime() > fromMs && f.start.getTime() < toMs) entries.push(freezeEntry(f, zone, nowMs, apps));
-  }
-  if (planned.cutMs !== null) {
-    const c = new Date(planned.cutMs + 1).toISOString();
-    if (cut === null || c < cut) cut = c;
   }
   const order: Record<EntryKind, number> = { freeze: 0, deployment: 1, occurrence: 2 };
   entries.sort((a, b) => a.start_utc.localeCompare(b.start_utc) || order[a.kind] - order[b.kind] || a.uid.localeCompare(b.uid));
   let kept = cut === null ? entries : entries.filter((e) => e.start_utc < cut);
   if (kept.length > MAX_ENTRIES) kept = kept.slice(0, MAX_ENTRIES);
-  return { entries: kept, truncated: cut !== null || kept.length < entries.length };
+  return { entries: kept, truncated: cut !== null || kept.length < entries.length || planned.cutMs !== null, plannedUntilMs: planned.cutMs };
 }
 
 async function dbNow(db: Queryable): Promise<number> {
@@ -234,8 +238,11 @@ async function dbNow(db: Queryable): Promise<number> {
 /** GET /v1/calendar: the team's calendar for [from, to) in `timezone` (default UTC). */
 export async function getCalendar(pool: Pool, deps: CalendarDeps, teamId: string, q: { from: string; to: string; timezone?: string }): Promise<CalendarOut> {
   const { fromMs, toMs, zone } = checkRange(q);
-  const { entries, truncated } = await calendarEntries(pool, deps, teamId, { fromMs, toMs, zone, nowMs: await dbNow(pool) });
-  return { from: rfc3339In(fromMs, zone), to: rfc3339In(toMs, zone), timezone: zone, result: entries, truncated };
+  const { entries, truncated, plannedUntilMs } = await calendarEntries(pool, deps, teamId, { fromMs, toMs, zone, nowMs: await dbNow(pool) });
+  return {
+    from: rfc3339In(fromMs, zone), to: rfc3339In(toMs, zone), timezone: zone, result: entries, truncated,
+    planned_until: plannedUntilMs === null ? null : rfc3339In(plannedUntilMs, zone),
+  };
 }
 
 export { dbNow as calendarClock };

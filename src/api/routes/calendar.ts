@@ -10,7 +10,7 @@ import { UnauthorizedError } from '../../core/errors.ts';
 import {
   calendarFeed, createCalendarToken, FEED_FUTURE_DAYS, FEED_PAST_DAYS, myCalendarToken, revokeMyCalendarToken,
 } from '../../services/calendar-feed.ts';
-import { type CalendarDeps, type FreezeWindows, getCalendar, MAX_ENTRIES, MAX_RANGE_DAYS } from '../../services/calendar.ts';
+import { type CalendarDeps, type FreezeWindows, getCalendar, MAX_ENTRIES, MAX_PLANNED, MAX_RANGE_DAYS } from '../../services/calendar.ts';
 import type { ApiContext } from '../context.ts';
 import { ErrorBody, Uuid } from '../schemas.ts';
 
@@ -55,7 +55,8 @@ export const CalendarOut = Type.Object({
   to: Type.String(),
   timezone: Type.String(),
   result: Type.Array(CalendarEntry),
-  truncated: Type.Boolean({ description: `more than ${MAX_ENTRIES} entries matched: the earliest are listed; ask for a shorter range` }),
+  truncated: Type.Boolean({ description: `more than ${MAX_ENTRIES} entries matched (the earliest are listed; ask for a shorter range), or more than about ${MAX_PLANNED} planned occurrences (see planned_until)` }),
+  planned_until: Type.Union([Type.String(), Type.Null()], { description: 'planned occurrences are listed up to this instant only (in the zone); null: all of them. Deployment rows and freezes are always all listed' }),
 });
 
 const CalendarToken = Type.Object({

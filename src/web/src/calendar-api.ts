@@ -26,6 +26,8 @@ export interface CalendarPage {
   timezone: string;
   result: CalendarEntry[];
   truncated: boolean;
+  /** Planned occurrences are listed up to this time only; null: all of them. */
+  planned_until: string | null;
 }
 
 export const calendarApi = {

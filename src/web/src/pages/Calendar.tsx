@@ -165,7 +165,7 @@ export default function CalendarPage() {
   const [anchor, setAnchor] = useState<Dayjs>(() => dayjs());
   const [zone, setZone] = useState<string>(() => viewerZone());
   const [entries, setEntries] = useState<CalendarEntry[]>([]);
-  const [truncated, setTruncated] = useState(false);
+  const [truncated, setTruncated] = useState<{ truncated: boolean; plannedUntil: string | null }>({ truncated: false, plannedUntil: null });
   const [error, setError] = useState<string | null>(null);
   const [subscribe, setSubscribe] = useState(false);
   const [n, setN] = useState(0);
@@ -174,7 +174,7 @@ export default function CalendarPage() {
   useEffect(() => {
     let live = true;
     calendarApi.calendar({ from: utcMidnight(from, -1), to: utcMidnight(to, 1), timezone: zone })
-      .then((r) => live && (setEntries(r.result), setTruncated(r.truncated), setError(null)))
+      .then((r) => live && (setEntries(r.result), setTruncated({ truncated: r.truncated, plannedUntil: r.planned_until }), setError(null)))
       .catch((e: Error) => live && setError(e.message));
     return () => {
       live = false;
@@ -227,7 +227,16 @@ export default function CalendarPage() {
         </Space>
       </Flex>
       {error && <Alert type="error" showIcon title={error} style={{ marginBottom: 16 }} />}
-      {truncated && <Alert type="warning" showIcon title="Too many entries in this range: the latest are not shown. Use the week view." style={{ marginBottom: 16 }} />}
+      {truncated.truncated && (
+        <Alert
+          type="warning"
+          showIcon
+          title={truncated.plannedUntil
+            ? `Too many planned occurrences in this range: they are shown up to ${truncated.plannedUntil.slice(0, 16).replace('T', ' ')} only. Use the week view.`
+            : 'Too many entries in this range: the latest are not shown. Use the week view.'}
+          style={{ marginBottom: 16 }}
+        />
+      )}
       {view === 'Month' ? (
         <Calendar
           value={anchor}
