@@ -23,8 +23,8 @@ import reminderLinks from './routes/reminder-links.ts';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
-/** /v1 routes that need no bearer token: signing in. */
-const PUBLIC_ROUTES = new Set(['/v1/auth/login', '/v1/auth/methods', '/v1/auth/oidc/login', '/v1/auth/oidc/callback', '/v1/auth/oidc/exchange']);
+/** /v1 routes that need no bearer token: signing in, and the calendar feed (its URL carries its own token). */
+const PUBLIC_ROUTES = new Set(['/v1/auth/login', '/v1/auth/methods', '/v1/auth/oidc/login', '/v1/auth/oidc/callback', '/v1/auth/oidc/exchange', '/v1/calendar.ics']);
 /** What a user signed in with the printed one-time password may use before changing it. */
 const BEFORE_PASSWORD_CHANGE = new Set(['/v1/me', '/v1/me/password']);
 
