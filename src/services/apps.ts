@@ -41,6 +41,7 @@ export function appToApi(r: AppRow) {
 async function checkTarget(db: Queryable, teamId: string, target: TargetInput): Promise<void> {
   if (target.type === 'ecs') await assertCredential(db, teamId, target.credentials, 'aws');
   if (target.type === 'digitalocean') await assertCredential(db, teamId, target.credentials, 'digitalocean');
+  if (target.type === 'kubernetes') await assertCredential(db, teamId, target.credentials, 'kubernetes');
 }
 
 /** Splits the secret out of a target: what is stored in the clear, and the ciphertext. */
