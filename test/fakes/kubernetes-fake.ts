@@ -298,6 +298,10 @@ export async function startKubernetesFake(opts: { token?: string } = {}): Promis
       // Server-owned fields are not the client's to change.
       next.metadata = { ...next.metadata, name, namespace: ns, uid: w.json.metadata.uid, generation: w.json.metadata.generation, creationTimestamp: w.json.metadata.creationTimestamp };
       next.status = w.json.status;
+      // Go's omitempty: a map left empty by a patch is not serialized.
+      for (const meta of [next.metadata, next.spec?.template?.metadata]) {
+        if (isObject(meta?.annotations) && Object.keys(meta.annotations).length === 0) delete meta.annotations;
+      }
       const invalid = validate(next);
       if (invalid) return send(422, invalid);
       const specChanged = JSON.stringify(next.spec) !== JSON.stringify(w.json.spec);
