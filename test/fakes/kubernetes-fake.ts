@@ -56,6 +56,8 @@ export interface KubeInjected {
   retryAfter?: number;
   /** Only requests of this method (default any). */
   method?: 'GET' | 'PATCH';
+  /** The message quotes the request's Authorization header (as a careless proxy might), to test redaction. */
+  echoAuth?: boolean;
 }
 
 interface Workload {
@@ -89,6 +91,12 @@ export interface KubernetesFake {
   injectErrors(err: KubeInjected, n?: number): void;
   /** How many GETs a rollout takes to end (default 2). */
   rolloutPolls: number;
+  /**
+   * While set, a PATCH takes effect but its answer is never sent (the caller dies waiting);
+   * `held` resolves at the first such PATCH.
+   */
+  holdPatchAnswers: boolean;
+  held: Promise<void>;
   /** A kubeconfig for this server (token user, inline CA). */
   kubeconfig(opts?: { token?: string; context?: string }): string;
   close(): Promise<void>;
@@ -150,6 +158,8 @@ export async function startKubernetesFake(opts: { token?: string } = {}): Promis
   let injected: { err: KubeInjected; n: number }[] = [];
   let failNext: string | undefined;
   let resourceVersion = 1000;
+  let markHeld: () => void = () => {};
+  const held = new Promise<void>((r) => { markHeld = r; });
 
   const keyOf = (kind: WorkloadKind, ns: string, name: string) => `${kind}/${ns}/${name}`;
 
@@ -275,7 +285,7 @@ export async function startKubernetesFake(opts: { token?: string } = {}): Promis
           case 429:
             if (inj.err.retryAfter !== undefined) headers['retry-after'] = String(inj.err.retryAfter);
             return send(429, status(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: inj.err.retryAfter ?? 1 }));
-          case 500: return send(500, status(500, 'InternalError', 'Internal error occurred: etcdserver: request timed out'));
+          case 500: return send(500, status(500, 'InternalError', `Internal error occurred: etcdserver: request timed out${inj.err.echoAuth ? ` (request with ${req.headers.authorization})` : ''}`));
           default: return send(503, status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request'));
         }
       }
@@ -318,6 +328,11 @@ export async function startKubernetesFake(opts: { token?: string } = {}): Promis
       }
       w.json = next;
       patched.push({ key, req: logged });
+      if (fake.holdPatchAnswers) {
+        responses.push({ method, route, status: 200, headers, body: structuredClone(w.json) });
+        markHeld();
+        return; // took effect; the answer never comes
+      }
       return send(200, structuredClone(w.json));
     });
   });
@@ -332,6 +347,8 @@ export async function startKubernetesFake(opts: { token?: string } = {}): Promis
     responses,
     requests,
     rolloutPolls: 2,
+    holdPatchAnswers: false,
+    held,
     patches: (key) => patched.filter((p) => !key || p.key === key).map((p) => p.req),
     addWorkload(kind, namespace, name, containers, o = {}) {
       const labels = { app: name };
