@@ -27,7 +27,11 @@ export type Target =
       type: 'ecs'; region: string; cluster: string; service: string; image?: string; container?: string;
       credentials: string; poll_interval_seconds?: number; timeout_seconds?: number;
     }
-  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number };
+  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number }
+  | {
+      type: 'kubernetes'; credentials: string; namespace: string; kind?: 'Deployment' | 'StatefulSet' | 'DaemonSet'; name: string;
+      container?: string; image?: string; poll_interval_seconds?: number; timeout_seconds?: number;
+    };
 export type TargetType = Target['type'];
 
 export interface App {
@@ -42,7 +46,10 @@ export interface App {
 export interface Credential {
   id: string;
   name: string;
-  provider: 'aws' | 'digitalocean';
+  provider: 'aws' | 'digitalocean' | 'kubernetes';
+  /** kubernetes: the API server URL and the kubeconfig context (never a secret). */
+  server?: string;
+  context?: string;
   created_at?: string;
 }
 

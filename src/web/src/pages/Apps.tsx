@@ -19,6 +19,8 @@ function targetSummary(a: App): string {
       return `${t.region} / ${t.cluster} / ${t.service}${t.image ? ` → ${t.image}` : ''}`;
     case 'digitalocean':
       return `app ${t.app_id}`;
+    case 'kubernetes':
+      return `${t.kind ?? 'Deployment'} ${t.namespace}/${t.name}${t.image ? ` → ${t.image}` : ' (restart)'}`;
     default:
       return '';
   }
