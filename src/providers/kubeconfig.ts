@@ -1,7 +1,7 @@
 /**
- * Kubernetes credentials: checks a kubeconfig document before it is stored, builds the
- * @kubernetes/client-node KubeConfig the provider uses, and lists the secret strings a credential
- * holds (for redaction).
+ * Kubernetes credentials: checks a kubeconfig document before it is stored and lists the secret
+ * strings a credential holds (for redaction). Only js-yaml here: @kubernetes/client-node costs
+ * 70–100 MB of RSS and seconds to import, so only the provider loads it, on first use.
  *
  * A kubeconfig runs on the shipclock server, so only self-contained ones are accepted: inline
  * `token`, `client-certificate-data` + `client-key-data` or `username`/`password`, and inline
@@ -10,7 +10,6 @@
  * since the library would do it while parsing or on every call. Error messages name the part of
  * the document that is wrong (context, cluster and user names, keys), never a value from it.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 
 export class KubeconfigError extends Error {}
@@ -93,10 +92,18 @@ export function checkKubeconfig(text: string): KubeconfigSummary {
       if (k in body) throw new KubeconfigError(`the user "${String(u.name)}" uses ${k}; remove users shipclock cannot use from the kubeconfig`);
     }
   }
-  try {
-    new KubeConfig().loadFromString(text);
-  } catch {
-    throw new KubeconfigError('the kubeconfig could not be loaded (check its clusters, users and contexts lists)');
+  // The client library refuses a document with any malformed entry, used or not.
+  for (const [list, inner] of [['clusters', 'cluster'], ['users', 'user'], ['contexts', 'context']] as const) {
+    const entries = doc[list];
+    if (entries === undefined || entries === null) continue;
+    if (!Array.isArray(entries)) throw new KubeconfigError(`the kubeconfig's ${list} is not a list`);
+    for (const [i, e] of (entries as unknown[]).entries()) {
+      if (!isObject(e) || typeof e.name !== 'string' || !isObject(e[inner])) throw new KubeconfigError(`${list}[${i}] of the kubeconfig needs a name and a ${inner} section`);
+      if (inner === 'cluster' && typeof (e[inner] as Record<string, unknown>).server !== 'string') throw new KubeconfigError(`the cluster "${e.name}" has no server`);
+      if (inner === 'context' && (typeof (e[inner] as Record<string, unknown>).cluster !== 'string' || typeof (e[inner] as Record<string, unknown>).user !== 'string')) {
+        throw new KubeconfigError(`the context "${e.name}" must name a cluster and a user`);
+      }
+    }
   }
   return { context: current, server: url.toString().replace(/\/$/, ''), ...(typeof context.namespace === 'string' ? { namespace: context.namespace } : {}) };
 }
@@ -126,24 +133,6 @@ export interface KubernetesCredentialMaterial {
   server?: string;
   token?: string;
   ca_certificate?: string;
-}
-
-/** The KubeConfig for a credential: its kubeconfig's current context, or the server + token. */
-export function kubeConfigFor(c: KubernetesCredentialMaterial): KubeConfig {
-  const kc = new KubeConfig();
-  if (c.kubeconfig) {
-    checkKubeconfig(c.kubeconfig);
-    kc.loadFromString(c.kubeconfig);
-    return kc;
-  }
-  if (!c.server || !c.token) throw new KubeconfigError('the Kubernetes credential needs a kubeconfig, or a server and a token');
-  kc.loadFromOptions({
-    clusters: [{ name: 'target', server: c.server, skipTLSVerify: false, ...(c.ca_certificate ? { caData: Buffer.from(c.ca_certificate).toString('base64') } : {}) }],
-    users: [{ name: 'shipclock', token: c.token }],
-    contexts: [{ name: 'shipclock', cluster: 'target', user: 'shipclock' }],
-    currentContext: 'shipclock',
-  });
-  return kc;
 }
 
 /**

@@ -17,11 +17,8 @@
  *   for a Deployment brings back the previous ReplicaSet as `kubectl rollout undo` would — unless
  *   someone changed the template since, and follows that rollout the same way.
  */
-import {
-  AppsV1Api, KubeConfig, Observable, PatchStrategy,
-  type V1DaemonSet, type V1Deployment, type V1StatefulSet,
-} from '@kubernetes/client-node';
-import { KubeconfigError, kubeConfigFor } from './kubeconfig.ts';
+import type { AppsV1Api, KubeConfig, V1DaemonSet, V1Deployment, V1StatefulSet } from '@kubernetes/client-node';
+import { checkKubeconfig, KubeconfigError, type KubernetesCredentialMaterial } from './kubeconfig.ts';
 import { redact, secretsOf } from './redact.ts';
 import type { Provider, ProviderContext, ProviderRef, StepResult } from './types.ts';
 
@@ -74,30 +71,57 @@ function settings(t: KubernetesTarget) {
 const kindOf = (t: KubernetesTarget): WorkloadKind => t.kind ?? 'Deployment';
 const label = (t: KubernetesTarget) => `${kindOf(t)} ${t.namespace}/${t.name}`;
 
+type Lib = typeof import('@kubernetes/client-node');
+let lib: Promise<Lib> | undefined;
+/** The client library, imported on first use (70–100 MB of RSS, measured, that a server without Kubernetes apps never pays). */
+const k8s = (): Promise<Lib> => (lib ??= import('@kubernetes/client-node'));
+
+/** The KubeConfig for a credential: its kubeconfig's current context, or the server + token. */
+export async function kubeConfigFor(c: KubernetesCredentialMaterial): Promise<KubeConfig> {
+  const { KubeConfig } = await k8s();
+  const kc = new KubeConfig();
+  if (c.kubeconfig) {
+    checkKubeconfig(c.kubeconfig);
+    kc.loadFromString(c.kubeconfig);
+    return kc;
+  }
+  if (!c.server || !c.token) throw new KubeconfigError('the Kubernetes credential needs a kubeconfig, or a server and a token');
+  kc.loadFromOptions({
+    clusters: [{ name: 'target', server: c.server, skipTLSVerify: false, ...(c.ca_certificate ? { caData: Buffer.from(c.ca_certificate).toString('base64') } : {}) }],
+    users: [{ name: 'shipclock', token: c.token }],
+    contexts: [{ name: 'shipclock', cluster: 'target', user: 'shipclock' }],
+    currentContext: 'shipclock',
+  });
+  return kc;
+}
+
 interface Client {
   api: AppsV1Api;
+  lib: Lib;
   server: string;
   secrets: string[];
 }
 
-function client(ctx: ProviderContext<KubernetesTarget>): Client {
+async function client(ctx: ProviderContext<KubernetesTarget>): Promise<Client> {
   const c = ctx.credentials;
   const secrets = secretsOf(c);
   if (c?.provider !== 'kubernetes') {
     throw new Outcome({ kind: 'failed', error: 'the Kubernetes target needs a Kubernetes credential (provider "kubernetes")' });
   }
+  const l = await k8s();
   let kc: KubeConfig;
   try {
-    kc = kubeConfigFor(c);
+    kc = await kubeConfigFor(c);
   } catch (err) {
     const why = err instanceof KubeconfigError ? err.message : 'it cannot be loaded';
     throw new Outcome({ kind: 'failed', error: redact(`the Kubernetes credential is not usable: ${why}`, secrets) });
   }
-  return { api: kc.makeApiClient(AppsV1Api), server: kc.getCurrentCluster()?.server ?? '', secrets };
+  return { api: kc.makeApiClient(l.AppsV1Api), lib: l, server: kc.getCurrentCluster()?.server ?? '', secrets };
 }
 
 /** Per-call options: the content type of a patch, and a signal (shutdown, or 30 s for the call). */
-function callOptions(ctx: ProviderContext<KubernetesTarget>, contentType?: string) {
+function callOptions(ctx: ProviderContext<KubernetesTarget>, c: Client, contentType?: string) {
+  const { Observable } = c.lib;
   const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
   return {
     middleware: [{
@@ -156,7 +180,7 @@ function outcomeOf(ctx: ProviderContext<KubernetesTarget>, c: Client, err: unkno
 async function read(ctx: ProviderContext<KubernetesTarget>, c: Client): Promise<Workload> {
   const t = ctx.target;
   const p = { name: t.name, namespace: t.namespace };
-  const o = callOptions(ctx);
+  const o = callOptions(ctx, c);
   try {
     switch (kindOf(t)) {
       case 'StatefulSet': return await c.api.readNamespacedStatefulSet(p, o);
@@ -171,7 +195,7 @@ async function read(ctx: ProviderContext<KubernetesTarget>, c: Client): Promise<
 async function patch(ctx: ProviderContext<KubernetesTarget>, c: Client, body: object): Promise<Workload> {
   const t = ctx.target;
   const p = { name: t.name, namespace: t.namespace, body, fieldManager: 'shipclock' };
-  const o = callOptions(ctx, PatchStrategy.StrategicMergePatch);
+  const o = callOptions(ctx, c, c.lib.PatchStrategy.StrategicMergePatch);
   try {
     switch (kindOf(t)) {
       case 'StatefulSet': return await c.api.patchNamespacedStatefulSet(p, o);
@@ -391,7 +415,7 @@ async function run(ctx: ProviderContext<KubernetesTarget>, body: (c: Client) => 
   }
   if (t.kind !== undefined && !(t.kind in PLURAL)) return { kind: 'failed', error: `the Kubernetes target's kind must be Deployment, StatefulSet or DaemonSet` };
   try {
-    return await body(client(ctx));
+    return await body(await client(ctx));
   } catch (err) {
     if (!(err instanceof Outcome)) throw err;
     const r = err.result;
