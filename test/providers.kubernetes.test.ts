@@ -84,6 +84,7 @@ describe('kubernetes provider', () => {
     fake.addWorkload('Deployment', 'prod', 'two', { web: 'web:1', sidecar: 'envoy:1.30' });
     const none = await k8s.start(ctx({ name: 'two', image: 'web:2' }));
     assert.equal(none.kind, 'failed');
+    assert.notEqual(none.ref?.changed, true, 'nothing changed, nothing to roll back');
     assert.match((none as { error: string }).error, /has 2 containers \(web, sidecar\): set the target's container/);
     const unknown = await k8s.start(ctx({ name: 'two', image: 'web:2', container: 'api' }));
     assert.match((unknown as { error: string }).error, /has no container "api" \(it has web, sidecar\)/);
@@ -179,8 +180,12 @@ describe('kubernetes provider', () => {
       const c = ctx({ name: 'rb', image: 'api:bad' });
       const failed = await drive(c, await k8s.start(c));
       assert.equal(failed.kind, 'failed');
+      assert.equal(failed.ref?.changed, true, 'a failure after the patch says something changed');
+      assert.equal(failed.ref?.image, 'api:bad');
+      assert.equal(failed.ref?.previous_image, 'api:1');
       const rb = await k8s.rollback!({ ...c, ref: failed.ref ?? null });
       assert.equal(rb.kind, 'follow', JSON.stringify(rb));
+      assert.equal((rb as { ref: ProviderRef }).ref.restored_image, 'api:1');
       assert.equal(fake.patches('Deployment/prod/rb').length, 2);
       // A crash: the rollback's ref comes back; nothing is patched again.
       const rec = await k8s.rollback!({ ...c, ref: (rb as { ref: ProviderRef }).ref });
@@ -215,8 +220,12 @@ describe('kubernetes provider', () => {
       const r = await k8s.rollback!({ ...c, ref: done.ref ?? null });
       assert.equal(r.kind, 'failed');
       assert.match((r as { error: string }).error, /now runs api:3, not api:2: it was changed since this deployment/);
-      const nothing = await k8s.rollback!(ctx({ name: 'rb-newer', image: 'api:9' }));
-      assert.match((nothing as { error: string }).error, /nothing to roll back/);
+      assert.equal(r.ref?.rollback_not_possible, true);
+      const nothing = await k8s.rollback!(ctx({ name: 'rb-newer', image: 'api:9' }, { ref: { changed: true } }));
+      assert.equal(nothing.kind, 'failed');
+      assert.match((nothing as { error: string }).error, /cannot roll back Deployment prod\/rb-newer: what this deployment replaced is not known/);
+      assert.equal(nothing.ref?.rollback_not_possible, true);
+      assert.equal(fake.patches('Deployment/prod/rb-newer').length, 2, 'only the two deployments patched');
     });
   });
 });

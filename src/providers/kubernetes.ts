@@ -45,6 +45,9 @@ export const ANNOTATION_PREVIOUS = 'shipclock.dev/previous';
 export const ANNOTATION_ROLLBACK = 'shipclock.dev/rollback-of';
 export const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Ref keys of the rollback contract (CHANGED_REF_KEY / NOT_POSSIBLE_REF_KEY in types.ts once it has them). */
+const CHANGED = 'changed';
+const NOT_POSSIBLE = 'rollback_not_possible';
 const PLURAL: Record<WorkloadKind, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets' };
 
 /** What the change replaced: a container's image, or the template's restartedAt (null: none). */
@@ -232,9 +235,14 @@ function previousRef(p: Previous | undefined): ProviderRef {
   return 'image' in p ? { previous_container: p.container, previous_image: p.image } : { previous_restarted_at: p.restartedAt };
 }
 
-function baseRef(ctx: ProviderContext<KubernetesTarget>, c: Client, generation: number, prev: Previous | undefined, w: Workload): ProviderRef {
+/**
+ * The deployment's ref once its change is in: `now` is the object with the change (its image is
+ * the one this deployment set), `before` the object it replaced when known (for its revision).
+ */
+function baseRef(ctx: ProviderContext<KubernetesTarget>, c: Client, generation: number, prev: Previous | undefined, now: Workload, before?: Workload): ProviderRef {
   const t = ctx.target;
-  const revision = w.metadata?.annotations?.['deployment.kubernetes.io/revision'];
+  const revision = before?.metadata?.annotations?.['deployment.kubernetes.io/revision'];
+  const image = prev && 'image' in prev ? now.spec?.template?.spec?.containers?.find((x) => x.name === prev.container)?.image : undefined;
   return {
     rollout_id: `${kindOf(t)}/${t.namespace}/${t.name}@${generation}`,
     kind: kindOf(t),
@@ -242,8 +250,11 @@ function baseRef(ctx: ProviderContext<KubernetesTarget>, c: Client, generation: 
     name: t.name,
     generation,
     console_url: consoleUrl(c, t),
+    ...(image ? { image } : {}),
     ...previousRef(prev),
     ...(revision ? { previous_revision: revision } : {}),
+    // The change took effect: a failure from here on leaves something to roll back.
+    [CHANGED]: true,
   };
 }
 
@@ -298,8 +309,14 @@ function deploymentPhase(ctx: ProviderContext<KubernetesTarget>): Phase {
   return { genKey: 'generation', progressKey: 'progress', startedAt: ctx.deployment.startedAt.getTime(), what: 'the Kubernetes rollout' };
 }
 
-function rollbackPhase(ref: ProviderRef): Phase {
-  return { genKey: 'rollback_generation', progressKey: 'rollback_progress', startedAt: Number(ref.rollback_started_at) || Date.now(), what: 'the Kubernetes rollback' };
+/**
+ * A rollback's timeout counts from when it started: the scheduler passes that as
+ * `deployment.startedAt` of a rollback call (ctx.rollback set); else the instant kept in its ref.
+ */
+function rollbackPhase(ctx: ProviderContext<KubernetesTarget>, ref: ProviderRef | null): Phase {
+  const scheduled = (ctx as { rollback?: unknown }).rollback !== undefined;
+  const startedAt = scheduled ? ctx.deployment.startedAt.getTime() : Number(ref?.rollback_started_at) || Date.now();
+  return { genKey: 'rollback_generation', progressKey: 'rollback_progress', startedAt, what: 'the Kubernetes rollback' };
 }
 
 function timedOut(ctx: ProviderContext<KubernetesTarget>, phase: Phase, ref: ProviderRef | null): StepResult | null {
@@ -389,7 +406,7 @@ async function act(ctx: ProviderContext<KubernetesTarget>, c: Client, current?: 
   ctx.log(line);
   const after = await patch(ctx, c, body);
   const generation = after.metadata?.generation ?? 0;
-  const ref = baseRef(ctx, c, generation, previous, w);
+  const ref = baseRef(ctx, c, generation, previous, after, w);
   ctx.log(`${label(ctx.target)} patched: rollout ${ref.rollout_id} (generation ${generation})`);
   return evaluate(ctx, after, ref, deploymentPhase(ctx), { justPatched: true });
 }
@@ -429,12 +446,19 @@ async function run(ctx: ProviderContext<KubernetesTarget>, body: (c: Client) => 
 /** Undoes this deployment's change (once) and follows that rollout. */
 async function rollback(ctx: ProviderContext<KubernetesTarget>, c: Client): Promise<StepResult> {
   const ref: ProviderRef = { ...(ctx.ref ?? {}) };
-  if (typeof ref.rollback_generation === 'number') return evaluate(ctx, await read(ctx, c), ref, rollbackPhase(ref));
+  if (typeof ref.rollback_generation === 'number') return evaluate(ctx, await read(ctx, c), ref, rollbackPhase(ctx, ref));
   const t = ctx.target;
   const w = await read(ctx, c);
   const ours = w.metadata?.annotations?.[ANNOTATION_DEPLOYMENT] === ctx.deployment.id;
   const previous = previousFromRef(ref) ?? (ours ? previousFromObject(w) : undefined);
-  if (!previous) return { kind: 'failed', error: `nothing to roll back: this deployment did not change ${label(t)}`, ...(ctx.ref ? { ref: ctx.ref } : {}) };
+  if (!previous) {
+    return {
+      kind: 'failed', error: `cannot roll back ${label(t)}: what this deployment replaced is not known (it did not change the ${kindOf(t)})`,
+      ref: { ...ref, [NOT_POSSIBLE]: true },
+    };
+  }
+  // The image this deployment set: a container running anything else was changed since.
+  const ourImage = typeof ref.image === 'string' ? ref.image : t.image;
   const rolledBack = w.metadata?.annotations?.[ANNOTATION_ROLLBACK] === ctx.deployment.id;
   const template = w.spec?.template;
   let body: object | undefined;
@@ -443,8 +467,11 @@ async function rollback(ctx: ProviderContext<KubernetesTarget>, c: Client): Prom
     const now = template?.spec?.containers?.find((x) => x.name === previous.container)?.image;
     if (now === previous.image) {
       line = `${label(t)}: container ${previous.container} already runs ${previous.image}`;
-    } else if (!rolledBack && t.image && now !== t.image) {
-      return { kind: 'failed', error: `not rolling back ${label(t)}: container ${previous.container} now runs ${now ?? '(none)'}, not ${t.image}: it was changed since this deployment`, ...(ctx.ref ? { ref: ctx.ref } : {}) };
+    } else if (!rolledBack && ourImage && now !== ourImage) {
+      return {
+        kind: 'failed', error: `not rolling back ${label(t)}: container ${previous.container} now runs ${now ?? '(none)'}, not ${ourImage}: it was changed since this deployment`,
+        ref: { ...ref, [NOT_POSSIBLE]: true },
+      };
     } else {
       line = `rolling back ${label(t)}: container ${previous.container} image ${now ?? '(none)'} → ${previous.image}`;
       body = {
@@ -467,8 +494,14 @@ async function rollback(ctx: ProviderContext<KubernetesTarget>, c: Client): Prom
   ctx.log(line);
   const after = body ? await patch(ctx, c, body) : w;
   const generation = after.metadata?.generation ?? 0;
-  const next: ProviderRef = { ...ref, ...previousRef(previous), rollback_generation: generation, rollback_started_at: Date.now(), console_url: consoleUrl(c, t) };
-  return evaluate(ctx, after, next, rollbackPhase(next), { justPatched: true });
+  // The rollback's own ref: small, what it restored and the generation to reach.
+  const next: ProviderRef = {
+    rollout_id: `${kindOf(t)}/${t.namespace}/${t.name}@${generation}`,
+    kind: kindOf(t), namespace: t.namespace, name: t.name,
+    ...('image' in previous ? { restored_container: previous.container, restored_image: previous.image } : { restored_restarted_at: previous.restartedAt }),
+    rollback_generation: generation, rollback_started_at: Date.now(), console_url: consoleUrl(c, t),
+  };
+  return evaluate(ctx, after, next, rollbackPhase(ctx, next), { justPatched: true });
 }
 
 export const kubernetesProvider: Provider<KubernetesTarget> = {
@@ -488,10 +521,10 @@ export const kubernetesProvider: Provider<KubernetesTarget> = {
   },
 
   rollback(ctx) {
-    return run(ctx, (c) => rollback(ctx, c), ctx.ref ? rollbackPhase(ctx.ref) : undefined);
+    return run(ctx, (c) => rollback(ctx, c), rollbackPhase(ctx, ctx.ref));
   },
 
   pollRollback(ctx) {
-    return run(ctx, (c) => rollback(ctx, c), ctx.ref ? rollbackPhase(ctx.ref) : undefined);
+    return run(ctx, (c) => rollback(ctx, c), rollbackPhase(ctx, ctx.ref));
   },
 };
