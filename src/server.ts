@@ -20,7 +20,8 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
 import { secretsOf } from './providers/redact.ts';
 import type { Credentials } from './providers/types.ts';
-import { GATES_CHANNEL } from './scheduler/gates.ts';
+import { GATES_CHANNEL, registerGate } from './scheduler/gates.ts';
+import { approvalGate } from './services/approvals.ts';
 import { OccurrenceMaterializer } from './scheduler/occurrences.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
@@ -112,6 +113,9 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   await listener.start();
   const resolveTarget = makeTargetResolver(pool, box);
   configureWebhooks({ connections: config.webhookConnections });
+  // Fire gates, asked in this order: a freeze (which holds a row, asked again when released) goes
+  // before a missing approval (which ends it skipped). registerGate ignores a second registration.
+  registerGate(approvalGate);
   const scheduler = new Scheduler({
     pool, listener, logger: log.child({ component: 'scheduler' }), workerId,
     prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds, warmUpCalls: config.warmUpCalls,

@@ -112,11 +112,30 @@ export const RetryPolicy = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * An app's approval policy as requests give it. Its values (required 1–5, from_roles ⊆
+ * owner/deployer) are checked by the service (src/services/approvals.ts validatePolicy), which
+ * answers 422 naming approval.required or approval.from_roles.
+ */
+export const ApprovalPolicy = Type.Object(
+  {
+    required: Type.Optional(Type.Number({ description: 'required: approvals a deployment needs before it fires, an integer 1–5' })),
+    from_roles: Type.Optional(Type.Array(Type.String({ maxLength: 20 }), {
+      maxItems: 10, description: 'whose approvals count: "owner", "deployer" or both (default both)',
+    })),
+  },
+  { additionalProperties: false, description: 'approvals needed before a deployment of the app fires; null: none' },
+);
+const ApprovalPolicyOrNull = Type.Union([ApprovalPolicy, Type.Null()]);
+
 const AppName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._ -]*$' });
 
-export const AppCreate = Type.Object({ name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)) }, { additionalProperties: false });
+export const AppCreate = Type.Object(
+  { name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)), approval: Type.Optional(ApprovalPolicyOrNull) },
+  { additionalProperties: false },
+);
 export const AppUpdate = Type.Object(
-  { name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)) },
+  { name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)), approval: Type.Optional(ApprovalPolicyOrNull) },
   { additionalProperties: false, minProperties: 1 },
 );
 
@@ -126,6 +145,10 @@ export const App = Type.Object(
     name: Type.String(),
     target: Type.Record(Type.String(), Type.Unknown(), { description: 'the target, secrets omitted (has_secret tells whether a webhook secret is set)' }),
     retry: RetryPolicy,
+    approval: Type.Union([
+      Type.Object({ required: Type.Integer(), from_roles: Type.Array(Type.String()) }),
+      Type.Null(),
+    ], { description: 'the approval policy: approvals needed before a deployment fires, and from which roles; null: none' }),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -210,6 +233,13 @@ const LocalTimeOut = Type.Object({ year: Type.Integer(), month: Type.Integer(), 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });
 
+const Decision = Type.Object({
+  user: Type.Object({ id: Uuid, email: Type.String() }),
+  at: DateTime,
+  comment: Nullable(Type.String()),
+  via: Nullable(Type.String({ description: 'how it was given when not directly, e.g. "reminder link"' })),
+});
+
 const deploymentFields = {
   id: Uuid,
   app: Type.Object({ id: Uuid, name: Type.String() }),
@@ -227,10 +257,29 @@ const deploymentFields = {
   started_at: Nullable(DateTime),
   finished_at: Nullable(DateTime),
   schedule_id: Nullable(Type.String({ format: 'uuid', description: 'the recurring schedule this is an occurrence (or an occurrence\'s dependency) of; null for a one-off deployment' })),
+  approval: Nullable(Type.Object({
+    required: Type.Integer({ description: 'approvals needed: the app\'s policy when this was scheduled' }),
+    approvals: Type.Array(Decision),
+    rejection: Nullable(Decision),
+    status: Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('rejected')]),
+  }, { description: 'null when the app needed no approval when this was scheduled; a deployment not approved at its instant ends skipped' })),
 };
 
 const DependencyOut = Type.Object({ ...deploymentFields, dependency: Type.Null() });
 export const ScheduledDeployment = Type.Object({ ...deploymentFields, dependency: Nullable(DependencyOut) }, { $id: 'ScheduledDeployment' });
+export const RescheduledDeployment = Type.Object({
+  ...deploymentFields,
+  dependency: Nullable(DependencyOut),
+  approval_reset: Type.Boolean({ description: 'true when the move (more than its expiry) voided the approvals given: they must be given again' }),
+});
+export const ApproveBody = Type.Object(
+  { comment: Type.Optional(Type.String({ maxLength: 2000 })) },
+  { additionalProperties: false },
+);
+export const RejectBody = Type.Object(
+  { comment: Type.Optional(Type.String({ maxLength: 2000, description: 'required: why' })) },
+  { additionalProperties: false },
+);
 export const ScheduledDeploymentDetail = Type.Object({
   ...deploymentFields,
   dependency: Nullable(DependencyOut),
@@ -243,6 +292,9 @@ export const ListDeploymentsQuery = Type.Object(
     state: Type.Optional(Type.String({ pattern: '^(scheduled|running|succeeded|failed|canceled|skipped|missed)(,(scheduled|running|succeeded|failed|canceled|skipped|missed))*$', description: 'one state or several, comma-separated' })),
     app: Type.Optional(Uuid),
     schedule: Type.Optional(Type.String({ format: 'uuid', description: 'only the occurrences of this recurring schedule' })),
+    approval: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('rejected')], {
+      description: 'by approval status; pending: scheduled, needing approvals it does not have yet and not rejected',
+    })),
     from: Type.Optional(Type.String({ format: 'date-time', description: 'run_at ≥ from' })),
     to: Type.Optional(Type.String({ format: 'date-time', description: 'run_at < to' })),
     ...ListQuery,

@@ -37,11 +37,24 @@ export interface Notifier {
 /** The body a delivery sends: the stored payload, or a Slack-compatible message. */
 export function renderBody(format: 'json' | 'slack', payload: Record<string, unknown>): string {
   if (format === 'json') return JSON.stringify(payload);
-  const icon = { succeeded: ':white_check_mark:', failed: ':x:', missed: ':hourglass:', skipped: ':fast_forward:' }[String(payload.state)] ?? ':information_source:';
   const app = String(payload.app_name ?? payload.app_id);
   const runAt = payload.run_at ? ` (scheduled for ${new Date(String(payload.run_at)).toISOString().replace('.000Z', 'Z')}${payload.timezone ? `, ${payload.timezone}` : ''})` : '';
-  const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';
-  const text = `${icon} Deployment of *${app}* ${payload.state}${runAt}${error}`;
+  let text: string;
+  const approvalEvent = String(payload.event ?? '').replace(/^deployment\./, '');
+  if (approvalEvent === 'approval_requested' || approvalEvent === 'approved' || approvalEvent === 'rejected') {
+    // The approval events (src/services/approvals.ts): what is asked or decided, by whom, why.
+    const a = (payload.approval ?? {}) as { required?: number; approvals?: number };
+    const icon = { approval_requested: ':raising_hand:', approved: ':heavy_check_mark:', rejected: ':no_entry:' }[approvalEvent];
+    const what = approvalEvent === 'approval_requested' ? `needs ${a.required ?? 1} approval(s)`
+      : approvalEvent === 'approved' ? `approved${payload.by ? ` by ${String(payload.by)}` : ''} (${a.approvals ?? 0} of ${a.required ?? 1})`
+      : `rejected${payload.by ? ` by ${String(payload.by)}` : ''}`;
+    const comment = payload.comment ? `\n> ${String(payload.comment).slice(0, 500)}` : '';
+    text = `${icon} Deployment of *${app}* ${what}${runAt}${comment}`;
+  } else {
+    const icon = { succeeded: ':white_check_mark:', failed: ':x:', missed: ':hourglass:', skipped: ':fast_forward:' }[String(payload.state)] ?? ':information_source:';
+    const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';
+    text = `${icon} Deployment of *${app}* ${payload.state}${runAt}${error}`;
+  }
   return JSON.stringify({
     text,
     blocks: [

@@ -12,6 +12,10 @@ import type { TargetInput } from '../api/schemas.ts';
 import type { User } from './auth.ts';
 import { assertCredential } from './credentials.ts';
 import { decodeCursor, page } from './cursor.ts';
+import { type ApprovalPolicy, DEFAULT_FROM_ROLES, policyOf, validatePolicy } from './approvals.ts';
+
+/** An approval policy as PATCH/POST /v1/apps take it: null for none. */
+export type ApprovalInput = { required?: number; from_roles?: string[] } | null;
 
 export interface AppRow {
   id: string;
@@ -21,6 +25,10 @@ export interface AppRow {
   target_secret: Buffer | null;
   retry_max_attempts: number;
   retry_backoff_seconds: number;
+  /** Approvals a deployment of it needs (1–5); null: none. */
+  approval_required: number | null;
+  /** Whose approvals count (owner, deployer). */
+  approval_from_roles: string[];
   created_at: Date;
   updated_at: Date;
 }
@@ -33,6 +41,7 @@ export function appToApi(r: AppRow) {
     name: r.name,
     target,
     retry: { max_attempts: r.retry_max_attempts, backoff_seconds: r.retry_backoff_seconds },
+    approval: policyOf(r),
     created_at: r.created_at.toISOString(),
     updated_at: r.updated_at.toISOString(),
   };
@@ -58,18 +67,19 @@ async function assertNameFree(db: Queryable, teamId: string, name: string, excep
   if (r.rowCount) throw new ConflictError('name_taken', `an app named "${name}" exists`, 'name');
 }
 
-export async function createApp(pool: Pool, box: SecretBox, actor: User, input: { name: string; target: TargetInput; retry?: Partial<RetryPolicy> }) {
+export async function createApp(pool: Pool, box: SecretBox, actor: User, input: { name: string; target: TargetInput; retry?: Partial<RetryPolicy>; approval?: ApprovalInput }) {
+  const approval = validatePolicy(input.approval ?? null);
   return inTransaction(pool, async (c) => {
     await assertNameFree(c, actor.team_id, input.name);
     await checkTarget(c, actor.team_id, input.target);
     const { clear, sealed } = splitSecret(box, input.target);
     const retry = { ...DEFAULT_RETRY, ...input.retry };
     const r = await c.query<AppRow>(
-      `INSERT INTO apps (team_id, name, target, target_secret, retry_max_attempts, retry_backoff_seconds)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [actor.team_id, input.name, clear, sealed, retry.max_attempts, retry.backoff_seconds],
+      `INSERT INTO apps (team_id, name, target, target_secret, retry_max_attempts, retry_backoff_seconds, approval_required, approval_from_roles)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+      [actor.team_id, input.name, clear, sealed, retry.max_attempts, retry.backoff_seconds, approval?.required ?? null, approval?.from_roles ?? DEFAULT_FROM_ROLES],
     );
-    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.create', targetId: r.rows[0].id, details: { name: input.name, target_type: input.target.type } });
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.create', targetId: r.rows[0].id, details: { name: input.name, target_type: input.target.type, ...(approval ? { approval } : {}) } });
     return appToApi(r.rows[0]);
   });
 }
@@ -96,7 +106,8 @@ export async function listApps(pool: Pool, actor: User, limit: number, cursor?: 
   return { result: p.result.map(appToApi), next_cursor: p.next_cursor };
 }
 
-export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: string, input: { name?: string; target?: TargetInput; retry?: Partial<RetryPolicy> }) {
+export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: string, input: { name?: string; target?: TargetInput; retry?: Partial<RetryPolicy>; approval?: ApprovalInput }) {
+  const approval: ApprovalPolicy | null | undefined = input.approval === undefined ? undefined : validatePolicy(input.approval);
   return inTransaction(pool, async (c) => {
     const row = await getAppRow(c, actor.team_id, id, true);
     if (!row) throw new NotFoundError('app');
@@ -111,12 +122,20 @@ export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: str
       sealed = split.sealed ?? (input.target.type === 'webhook' && row.target.type === 'webhook' ? row.target_secret : null);
     }
     const retry = { max_attempts: row.retry_max_attempts, backoff_seconds: row.retry_backoff_seconds, ...input.retry };
+    // A policy change applies to deployments scheduled from now on; those already scheduled keep
+    // the count they were scheduled with (decision 0006).
+    const required = approval === undefined ? row.approval_required : approval?.required ?? null;
+    const fromRoles = approval === undefined ? row.approval_from_roles : approval?.from_roles ?? DEFAULT_FROM_ROLES;
     const r = await c.query<AppRow>(
-      `UPDATE apps SET name = $2, target = $3, target_secret = $4, retry_max_attempts = $5, retry_backoff_seconds = $6, updated_at = now()
+      `UPDATE apps SET name = $2, target = $3, target_secret = $4, retry_max_attempts = $5, retry_backoff_seconds = $6,
+              approval_required = $7, approval_from_roles = $8, updated_at = now()
         WHERE id = $1 RETURNING *`,
-      [id, input.name ?? row.name, target, sealed, retry.max_attempts, retry.backoff_seconds],
+      [id, input.name ?? row.name, target, sealed, retry.max_attempts, retry.backoff_seconds, required, fromRoles],
     );
-    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.update', targetId: id, details: { fields: Object.keys(input) } });
+    await recordAudit(c, {
+      teamId: actor.team_id, actorId: actor.id, action: 'app.update', targetId: id,
+      details: { fields: Object.keys(input), ...(approval !== undefined ? { approval } : {}) },
+    });
     return appToApi(r.rows[0]);
   });
 }

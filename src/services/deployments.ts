@@ -20,6 +20,8 @@ import type { User } from './auth.ts';
 import { getAppRow } from './apps.ts';
 import { decodeCursor, page } from './cursor.ts';
 import { endDeployments } from './transitions.ts';
+import { type ApprovalSummary, approvalSummaries, resetApprovals } from './approvals.ts';
+import { enqueueApprovalEvents } from '../db/sql/approvals.ts';
 
 export const DEFAULT_DEPENDENCY_LEAD_SECONDS = 900;
 export const DEFAULT_EXPIRES_AFTER_SECONDS = 3600;
@@ -47,8 +49,15 @@ export type TargetResolver = (row: { team_id: string; target: Record<string, unk
   Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: string[] }>;
 
 type DeploymentOut = ReturnType<typeof toApiBase>;
+type Approvals = ReadonlyMap<string, ApprovalSummary>;
 
-function toApiBase(r: ApiRow) {
+/** The `approval` of a representation: null when it needs none; pending with none given when not looked up (just scheduled). */
+function approvalOf(r: ApiRow, approvals?: Approvals): ApprovalSummary | null {
+  if (r.approval_required === null || r.approval_required === undefined) return null;
+  return approvals?.get(r.id) ?? { required: r.approval_required, approvals: [], rejection: null, status: 'pending' };
+}
+
+function toApiBase(r: ApiRow, approvals?: Approvals) {
   return {
     id: r.id,
     app: { id: r.app_id, name: r.app_name },
@@ -66,11 +75,12 @@ function toApiBase(r: ApiRow) {
     started_at: r.started_at?.toISOString() ?? null,
     finished_at: r.finished_at?.toISOString() ?? null,
     schedule_id: r.schedule_id ?? null,
+    approval: approvalOf(r, approvals),
   };
 }
 
-export function toApi(r: ApiRow, dep: ApiRow | null): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
-  return { ...toApiBase(r), dependency: dep ? { ...toApiBase(dep), dependency: null } : null };
+export function toApi(r: ApiRow, dep: ApiRow | null, approvals?: Approvals): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
+  return { ...toApiBase(r, approvals), dependency: dep ? { ...toApiBase(dep, approvals), dependency: null } : null };
 }
 
 async function dbNow(db: Queryable): Promise<number> {
@@ -164,16 +174,19 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
     const created = depId ? [depId, id] : [id];
     await insertEvents(c, created.map((x) => ({ id: x, state: 'scheduled', message: x === depId ? `scheduled as the dependency of ${id}` : 'scheduled' })));
     await notifyDue(c, new Date(depId ? res.runAtMs - lead * 1000 : res.runAtMs));
+    // Only the rows that need approval are queued (enqueueApprovalEvents joins on that).
+    if (app.approval_required !== null || depId) await enqueueApprovalEvents(c, created.map((x) => ({ deploymentId: x, event: 'approval_requested' as const })));
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.create', targetId: id, details: { app: app.name, run_at: new Date(res.runAtMs).toISOString(), timezone: input.timezone, dependency: depId } });
     return loadOut(c, actor.team_id, id);
   });
 }
 
-async function loadOut(db: Queryable, teamId: string, id: string) {
+/** One deployment's representation (with its dependency and approval state). */
+export async function loadOut(db: Queryable, teamId: string, id: string) {
   const row = await getDeployment(db, teamId, id);
   if (!row) throw new NotFoundError('scheduled deployment');
   const dep = row.dependency_id ? (await getDeploymentsByIds(db, [row.dependency_id]))[0] ?? null : null;
-  return toApi(row, dep);
+  return toApi(row, dep, await approvalSummaries(db, dep ? [row, dep] : [row]));
 }
 
 export async function getOne(pool: Pool, actor: User, id: string) {
@@ -183,7 +196,7 @@ export async function getOne(pool: Pool, actor: User, id: string) {
   return { ...out, events: events.map((e) => ({ id: e.id, at: e.at.toISOString(), state: e.state, message: e.message })), log };
 }
 
-export async function list(pool: Pool, actor: User, q: { state?: string; app?: string; schedule?: string; from?: string; to?: string; cursor?: string; limit?: number }) {
+export async function list(pool: Pool, actor: User, q: { state?: string; app?: string; schedule?: string; approval?: 'pending' | 'approved' | 'rejected'; from?: string; to?: string; cursor?: string; limit?: number }) {
   const limit = q.limit ?? 50;
   const after = decodeCursor<[string, string]>(q.cursor, (v) => Array.isArray(v) && v.length === 2 && !Number.isNaN(Date.parse(v[0])));
   const rows = await listDeployments(pool, {
@@ -191,6 +204,7 @@ export async function list(pool: Pool, actor: User, q: { state?: string; app?: s
     states: q.state?.split(','),
     appId: q.app,
     scheduleId: q.schedule,
+    approval: q.approval,
     from: q.from ? new Date(q.from) : undefined,
     to: q.to ? new Date(q.to) : undefined,
     after: after ? { runAt: new Date(after[0]), id: after[1] } : undefined,
@@ -198,7 +212,8 @@ export async function list(pool: Pool, actor: User, q: { state?: string; app?: s
   });
   const p = page(rows, limit, (r) => [r.run_at.toISOString(), r.id]);
   const deps = new Map((await getDeploymentsByIds(pool, p.result.flatMap((r) => (r.dependency_id ? [r.dependency_id] : [])))).map((d) => [d.id, d]));
-  return { result: p.result.map((r) => toApi(r, r.dependency_id ? deps.get(r.dependency_id) ?? null : null)), next_cursor: p.next_cursor };
+  const approvals = await approvalSummaries(pool, [...p.result, ...deps.values()]);
+  return { result: p.result.map((r) => toApi(r, r.dependency_id ? deps.get(r.dependency_id) ?? null : null, approvals)), next_cursor: p.next_cursor };
 }
 
 function assertMovable(row: DeploymentRow & { lease_until?: Date | null }, now: number, what: string): void {
@@ -238,9 +253,17 @@ export async function reschedule(pool: Pool, actor: User, id: string, input: Tim
       expires_after_seconds: expires, dependency_lead_seconds: row.dependency_id ? lead : null,
     });
     await insertEvents(c, moved.map((x) => ({ id: x, state: 'scheduled', message: `rescheduled to ${new Date(x === id ? res.runAtMs : res.runAtMs - lead * 1000).toISOString()}` })));
+    // Approvals were given for a moment: moved by more than its expiry, it is another plan (decision 0006).
+    const shift = Math.abs(res.runAtMs - row.run_at.getTime()) / 1000;
+    const reset = shift > expires
+      ? await resetApprovals(c, moved, `moved by ${Math.round(shift)} s, more than its expiry (${expires} s)`)
+      : [];
     await notifyDue(c, null);
-    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.reschedule', targetId: id, details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone } });
-    return loadOut(c, actor.team_id, id);
+    await recordAudit(c, {
+      teamId: actor.team_id, actorId: actor.id, action: 'deployment.reschedule', targetId: id,
+      details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone, ...(reset.length ? { approval_reset: reset } : {}) },
+    });
+    return { ...(await loadOut(c, actor.team_id, id)), approval_reset: reset.length > 0 };
   });
 }
 

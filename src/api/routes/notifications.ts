@@ -18,7 +18,7 @@ const NotifyFormat = Type.Union([Type.Literal('json'), Type.Literal('slack')], {
 export const NotificationCreate = Type.Object(
   {
     url: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048, description: 'where to POST' }),
-    events: Type.Array(NotifyEvent, { minItems: 1, maxItems: NOTIFY_EVENTS.length, uniqueItems: true, description: 'final states to be told about' }),
+    events: Type.Array(NotifyEvent, { minItems: 1, maxItems: NOTIFY_EVENTS.length, uniqueItems: true, description: 'final states (failed, missed, skipped, succeeded) and approval events (approval_requested, approved, rejected) to be told about' }),
     format: Type.Optional(NotifyFormat),
     secret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'HMAC-SHA256 key for X-Shipclock-Signature; write-only' })),
   },

@@ -23,6 +23,22 @@ export interface DeploymentView {
   finished_at?: string | null;
   events?: Array<{ at?: string; state?: string; message?: string | null }>;
   log?: string | null;
+  approval?: ApprovalView | null;
+}
+
+export interface ApprovalView {
+  required: number;
+  approvals: Array<{ user: { email: string }; at: string; comment?: string | null }>;
+  rejection?: { user: { email: string }; at: string; comment?: string | null } | null;
+  status: 'pending' | 'approved' | 'rejected';
+}
+
+/** "pending 1/2", "approved 2/2", "rejected"; empty when no approval is needed. */
+export function approvalLabel(d: DeploymentView): string {
+  const a = d.approval;
+  if (!a) return '';
+  if (a.status === 'rejected') return 'rejected';
+  return `${a.status} ${a.approvals.length}/${a.required}`;
 }
 
 export function appIdOf(d: DeploymentView): string {
@@ -64,6 +80,12 @@ export function deploymentDetails(d: DeploymentView, names: Map<string, string>)
   if (d.started_at) lines.push(`started:     ${d.started_at}`);
   if (d.finished_at) lines.push(`finished:    ${d.finished_at}`);
   if (d.error) lines.push(`error:       ${d.error}`);
+  if (d.approval) {
+    lines.push(`approval:    ${approvalLabel(d)}`);
+    for (const a of d.approval.approvals) lines.push(`  approved by ${a.user.email} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
+    const r = d.approval.rejection;
+    if (r) lines.push(`  rejected by ${r.user.email} at ${r.at}${r.comment ? `: ${r.comment}` : ''}`);
+  }
   if (d.dependency) {
     const dep = d.dependency;
     lines.push(`dependency:  ${dep.id}  ${appLabel(dep, names)}  ${dep.state}  ${dep.run_at}`);

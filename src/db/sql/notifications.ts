@@ -4,7 +4,12 @@
  */
 import type { Queryable } from '../pool.ts';
 
-export const NOTIFY_EVENTS = ['failed', 'missed', 'skipped', 'succeeded'] as const;
+/**
+ * The notification event catalogue: final states, then the approval events (src/services/approvals.ts):
+ * `approval_requested` (a deployment that needs approval was scheduled), `approved` (its required
+ * count was reached), `rejected`.
+ */
+export const NOTIFY_EVENTS = ['failed', 'missed', 'skipped', 'succeeded', 'approval_requested', 'approved', 'rejected'] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 export type NotifyFormat = 'json' | 'slack';
 

@@ -34,11 +34,19 @@ export type Target =
     };
 export type TargetType = Target['type'];
 
+/** An app's approval policy: approvals a deployment needs before it fires, and whose count. */
+export interface ApprovalPolicy {
+  required: number;
+  from_roles?: Array<'owner' | 'deployer'>;
+}
+
 export interface App {
   id: string;
   name: string;
   target: Target;
   retry?: { max_attempts: number; backoff_seconds: number };
+  /** null: no approval needed. */
+  approval?: ApprovalPolicy | null;
   created_at?: string;
   updated_at?: string;
 }
@@ -81,6 +89,24 @@ export interface ScheduledDeployment {
   finished_at?: string | null;
   /** The recurring schedule this is an occurrence of; null for a one-off deployment. */
   schedule_id?: string | null;
+  /** null when its app needed no approval when it was scheduled. */
+  approval?: Approval | null;
+}
+
+export interface ApprovalDecision {
+  user: { id: string; email: string };
+  at: string;
+  comment: string | null;
+  via?: string | null;
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected';
+
+export interface Approval {
+  required: number;
+  approvals: ApprovalDecision[];
+  rejection: ApprovalDecision | null;
+  status: ApprovalStatus;
 }
 
 export interface DeploymentEvent {
@@ -182,6 +208,7 @@ function query(params: Record<string, string | number | undefined | null>): stri
 export interface DeploymentFilter {
   state?: string;
   app?: string;
+  approval?: ApprovalStatus;
   from?: string;
   to?: string;
   cursor?: string | null;
@@ -206,8 +233,12 @@ export const api = {
   getDeployment: (id: string) => request<{ result: DeploymentDetail }>('GET', `/v1/scheduled_deployments/${encodeURIComponent(id)}`),
   schedule: (body: ScheduleRequest) => request<{ result: ScheduledDeployment }>('POST', '/v1/scheduled_deployments', body),
   reschedule: (id: string, body: ScheduleRequest) =>
-    request<{ result: ScheduledDeployment }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
+    request<{ result: ScheduledDeployment & { approval_reset?: boolean } }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
   cancel: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/cancel`),
+  approve: (id: string, comment?: string) =>
+    request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/approve`, comment ? { comment } : {}),
+  reject: (id: string, comment: string) =>
+    request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/reject`, { comment }),
 
   listSchedules: (cursor?: string | null) => request<ListPage<Schedule>>('GET', `/v1/schedules${query({ cursor, limit: 500 })}`),
   createSchedule: (body: ScheduleBody) => request<Schedule>('POST', '/v1/schedules', body),

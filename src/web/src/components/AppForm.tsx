@@ -31,6 +31,9 @@ interface FormValues {
   timeout_seconds?: number | null;
   max_attempts?: number | null;
   backoff_seconds?: number | null;
+  /** Approvals a deployment needs before it fires; empty: none. */
+  approval_required?: number | null;
+  approval_from_roles?: Array<'owner' | 'deployer'>;
 }
 
 const TYPE_OPTIONS: { value: TargetType; label: string }[] = [
@@ -51,13 +54,15 @@ const PROVIDER_OF: Partial<Record<TargetType, Credential['provider']>> = { ecs: 
 const PROVIDER_LABEL: Record<Credential['provider'], string> = { aws: 'AWS', digitalocean: 'DigitalOcean', kubernetes: 'Kubernetes' };
 
 function toForm(app: App | null): Partial<FormValues> {
-  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10 };
+  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10, approval_required: null, approval_from_roles: ['owner', 'deployer'] };
   const t = app.target as Target & Record<string, unknown>;
   const v: Partial<FormValues> = {
     name: app.name,
     type: t.type,
     max_attempts: app.retry?.max_attempts ?? 3,
     backoff_seconds: app.retry?.backoff_seconds ?? 10,
+    approval_required: app.approval?.required ?? null,
+    approval_from_roles: app.approval?.from_roles ?? ['owner', 'deployer'],
     timeout_seconds: (t.timeout_seconds as number | undefined) ?? null,
   };
   if (t.type === 'webhook') {
@@ -112,7 +117,10 @@ function toTarget(v: FormValues): Target {
   }
 }
 
-const FIELD_OF: Record<string, string> = { 'target.type': 'type', type: 'type', 'target.name': 'workload', '/target/name': 'workload' };
+const FIELD_OF: Record<string, string> = {
+  'target.type': 'type', type: 'type', 'approval.required': 'approval_required', 'approval.from_roles': 'approval_from_roles',
+  'target.name': 'workload', '/target/name': 'workload',
+};
 function formField(apiField: string): string {
   return FIELD_OF[apiField] ?? apiField.replace(/^target\.|^\/?target\//, '').replace(/^retry\.|^\/?retry\//, '');
 }
@@ -140,6 +148,9 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
       name: v.name.trim(),
       target: toTarget(v),
       retry: clean({ max_attempts: v.max_attempts ?? undefined, backoff_seconds: v.backoff_seconds ?? undefined }) as App['retry'],
+      approval: v.approval_required
+        ? { required: v.approval_required, from_roles: v.approval_from_roles?.length ? v.approval_from_roles : undefined }
+        : null,
     };
     setBusy(true);
     try {
@@ -314,6 +325,25 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
           </Form.Item>
           <Form.Item label="Backoff (seconds)" name="backoff_seconds">
             <InputNumber min={0} precision={0} />
+          </Form.Item>
+        </Space>
+        <Space wrap size="large" align="start">
+          <Form.Item
+            label="Approvals required"
+            name="approval_required"
+            extra="Before a deployment fires, this many people other than the one who scheduled it approve it (1–5). Empty: none."
+            style={{ maxWidth: 300 }}
+          >
+            <InputNumber min={1} max={5} precision={0} placeholder="none" />
+          </Form.Item>
+          <Form.Item label="Approvals from" name="approval_from_roles" style={{ minWidth: 220 }}>
+            <Select
+              mode="multiple"
+              options={[
+                { value: 'owner', label: 'owners' },
+                { value: 'deployer', label: 'deployers' },
+              ]}
+            />
           </Form.Item>
         </Space>
         {formError && <Alert type="error" showIcon title={formError} role="alert" />}

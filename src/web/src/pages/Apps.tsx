@@ -48,6 +48,12 @@ export default function AppsPage() {
       ),
     },
     { title: 'Retry', key: 'retry', render: (_, a) => (a.retry ? `${a.retry.max_attempts} × ${a.retry.backoff_seconds}s` : '—') },
+    {
+      title: 'Approvals',
+      key: 'approval',
+      render: (_, a) =>
+        a.approval ? `${a.approval.required} from ${(a.approval.from_roles ?? ['owner', 'deployer']).map((r) => `${r}s`).join(' or ')}` : '—',
+    },
   ];
   if (maySchedule || mayManage) {
     columns.push({
