@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { checkKubeconfig, KubeconfigError } from '../src/providers/kubeconfig.ts';
+import { redact, secretsOf } from '../src/providers/redact.ts';
 import { ANNOTATION_DEPLOYMENT, kubernetesProvider as k8s, RESTARTED_AT, type KubernetesTarget } from '../src/providers/kubernetes.ts';
 import type { Credentials, ProviderContext, ProviderRef, StepResult } from '../src/providers/types.ts';
 import { startKubernetesFake, type KubernetesFake } from './fakes/kubernetes-fake.ts';
@@ -269,5 +270,37 @@ current-context: ctx
     bad(base('    token: t0ps3cret').replace('current-context: ctx', ''), /no current-context/, 't0ps3cret');
     bad(base('    token: t0ps3cret').replace('https://k8s.example:6443', 'http://k8s.example'), /must be an https:\/\/ URL/, 't0ps3cret');
     bad('users: [ {name: u, user: {token: "t0ps3cret}', /not valid YAML \(line \d+, column \d+\)/, 't0ps3cret');
+  });
+});
+
+describe('kubeconfig secrets are redacted', () => {
+  test('every user\'s token, password and client key (base64, decoded PEM and its lines) and the document itself', () => {
+    const pem = '-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkU3wX0lQ9kC7yT1vN2aR5pL8mE4sJ6hG0fD3cB9xZ1oAoGCCqGSM49\nAwEHoUQDQgAEexampleexampleexampleexampleexampleexampleexampleexam\n-----END EC PRIVATE KEY-----\n';
+    const keyData = Buffer.from(pem).toString('base64');
+    const kubeconfig = `apiVersion: v1
+clusters:
+- name: c
+  cluster: {server: 'https://k8s.example:6443'}
+users:
+- name: cert
+  user: {client-certificate-data: Y2VydA==, client-key-data: ${keyData}}
+- name: basic
+  user: {username: admin, password: hunter2-password-xyz}
+- name: tok
+  user: {token: other-user-token-abc123}
+contexts:
+- name: ctx
+  context: {cluster: c, user: cert}
+current-context: ctx
+`;
+    assert.deepEqual(checkKubeconfig(kubeconfig), { context: 'ctx', server: 'https://k8s.example:6443' });
+    const secrets = secretsOf({ provider: 'kubernetes', kubeconfig });
+    const leaked = `failed with key ${keyData} / ${pem} / line MHcCAQEEIBkU3wX0lQ9kC7yT1vN2aR5pL8mE4sJ6hG0fD3cB9xZ1oAoGCCqGSM49 / hunter2-password-xyz / other-user-token-abc123`;
+    const out = redact(leaked, secrets);
+    for (const s of [keyData, 'MHcCAQEEIBkU3wX0lQ9kC7yT1vN2aR5pL8mE4sJ6hG0fD3cB9xZ1oAoGCCqGSM49', 'hunter2-password-xyz', 'other-user-token-abc123']) {
+      assert.ok(!out.includes(s), out);
+    }
+    assert.ok(out.includes('[REDACTED]'));
+    assert.deepEqual(secretsOf({ provider: 'kubernetes', server: 'https://x', token: 'tok-1' }), ['tok-1']);
   });
 });

@@ -29,5 +29,5 @@ export function secretsOf(credentials: unknown): string[] {
     .map((k) => c[k])
     .filter((v): v is string => typeof v === 'string' && v.length > 0);
   // A kubeconfig holds its secrets inside the document (tokens, client keys).
-  return c.provider === 'kubernetes' ? [...own, ...kubernetesSecrets(c)] : own;
+  return c.provider === 'kubernetes' ? [...new Set([...own, ...kubernetesSecrets(c)])] : own;
 }
