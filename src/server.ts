@@ -19,6 +19,7 @@ import { startNotifier } from './notifications/notifier.ts';
 import { ReminderRunner } from './notifications/reminders.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
+import { secretsOf } from './providers/redact.ts';
 import type { Credentials } from './providers/types.ts';
 import { GATES_CHANNEL, registerGate } from './scheduler/gates.ts';
 import { approvalGate } from './services/approvals.ts';
@@ -69,6 +70,8 @@ export function makeTargetResolver(pool: Pool, box: SecretBox): TargetResolver {
     if (typeof target.credentials === 'string') {
       credentials = await loadCredentials(pool, box, row.team_id, target.credentials);
       for (const [k, v] of Object.entries(credentials)) if (k !== 'provider' && typeof v === 'string') secrets.push(v);
+      // The secrets inside a kubeconfig document (its tokens and client keys) too.
+      secrets.push(...secretsOf(credentials).filter((v) => !secrets.includes(v)));
     }
     return { target, credentials, secrets };
   };

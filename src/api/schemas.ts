@@ -100,8 +100,22 @@ export const GithubActionsTarget = Type.Object(
   { additionalProperties: false },
 );
 
-export const Target = TaggedUnion([WebhookTarget, CommandTarget, EcsTarget, DigitaloceanTarget, GithubActionsTarget], 'where the app is deployed: webhook, command, ecs, digitalocean or github_actions');
-export type TargetInput = Static<typeof WebhookTarget> | Static<typeof CommandTarget> | Static<typeof EcsTarget> | Static<typeof DigitaloceanTarget> | Static<typeof GithubActionsTarget>;
+export const KubernetesTarget = Type.Object(
+  {
+    type: Type.Literal('kubernetes'),
+    credentials: Type.String({ format: 'uuid', description: 'id of a kubernetes credential' }),
+    namespace: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+    kind: Type.Optional(Type.Union([Type.Literal('Deployment'), Type.Literal('StatefulSet'), Type.Literal('DaemonSet')], { default: 'Deployment' })),
+    name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }),
+    container: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'container whose image changes (default: the only one)' })),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'new image; without it, a rollout restart' })),
+    ...Rollout,
+  },
+  { additionalProperties: false },
+);
+
+export const Target = TaggedUnion([WebhookTarget, CommandTarget, EcsTarget, DigitaloceanTarget, GithubActionsTarget, KubernetesTarget], 'where the app is deployed: webhook, command, ecs, digitalocean, github_actions or kubernetes');
+export type TargetInput = Static<typeof WebhookTarget> | Static<typeof CommandTarget> | Static<typeof EcsTarget> | Static<typeof DigitaloceanTarget> | Static<typeof GithubActionsTarget> | Static<typeof KubernetesTarget>;
 
 export const RetryPolicy = Type.Object(
   {
@@ -179,16 +193,32 @@ function TaggedUnionProvider() {
     },
     { additionalProperties: false },
   );
-  return Type.Unsafe<Static<typeof aws> | Static<typeof digitalocean> | Static<typeof github>>({ type: 'object', oneOf: [aws, digitalocean, github], discriminator: { propertyName: 'provider' }, required: ['provider'] });
+  // A kubeconfig document (its current-context is used), or a server URL with a bearer token.
+  const kubernetes = Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 100 }),
+      provider: Type.Literal('kubernetes'),
+      kubeconfig: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'a kubeconfig document; its current-context is used; write-only' })),
+      server: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'the API server URL (https://), with token' })),
+      token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'a bearer token (e.g. a ServiceAccount token); write-only' })),
+      ca_certificate: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'PEM CA bundle of the API server (default: the system CAs)' })),
+    },
+    { additionalProperties: false },
+  );
+  return Type.Unsafe<Static<typeof aws> | Static<typeof digitalocean> | Static<typeof github> | Static<typeof kubernetes>>({
+    type: 'object', oneOf: [aws, digitalocean, github, kubernetes], discriminator: { propertyName: 'provider' }, required: ['provider'],
+  });
 }
 
 export const Credential = Type.Object(
   {
     id: Uuid,
     name: Type.String(),
-    provider: Type.Union([Type.Literal('aws'), Type.Literal('digitalocean'), Type.Literal('github')]),
+    provider: Type.Union([Type.Literal('aws'), Type.Literal('digitalocean'), Type.Literal('github'), Type.Literal('kubernetes')]),
     access_key_id: Type.Optional(Type.String({ description: 'aws only: the key id (not secret), masked but its last 4 characters' })),
     api_url: Type.Optional(Type.String({ description: 'github only: the API root it calls (GitHub Enterprise Server), when set' })),
+    server: Type.Optional(Type.String({ description: 'kubernetes only: the API server URL' })),
+    context: Type.Optional(Type.String({ description: 'kubernetes only: the kubeconfig context used' })),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'Credential' },

@@ -56,6 +56,7 @@ async function checkTarget(db: Queryable, teamId: string, target: TargetInput): 
     if (problem) throw new ValidationError('invalid_target', problem.message, problem.field);
     await assertCredential(db, teamId, target.credentials, 'github');
   }
+  if (target.type === 'kubernetes') await assertCredential(db, teamId, target.credentials, 'kubernetes');
 }
 
 /** Splits the secret out of a target: what is stored in the clear, and the ciphertext. */

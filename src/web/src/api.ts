@@ -31,6 +31,10 @@ export type Target =
   | {
       type: 'github_actions'; credentials: string; repository: string; workflow: string; ref: string; inputs?: Record<string, string>;
       poll_interval_seconds?: number; timeout_seconds?: number;
+    }
+  | {
+      type: 'kubernetes'; credentials: string; namespace: string; kind?: 'Deployment' | 'StatefulSet' | 'DaemonSet'; name: string;
+      container?: string; image?: string; poll_interval_seconds?: number; timeout_seconds?: number;
     };
 export type TargetType = Target['type'];
 
@@ -54,9 +58,12 @@ export interface App {
 export interface Credential {
   id: string;
   name: string;
-  provider: 'aws' | 'digitalocean' | 'github';
+  provider: 'aws' | 'digitalocean' | 'github' | 'kubernetes';
   /** github: the GitHub Enterprise Server API root, when set. */
   api_url?: string;
+  /** kubernetes: the API server URL and the kubeconfig context (never a secret). */
+  server?: string;
+  context?: string;
   created_at?: string;
 }
 

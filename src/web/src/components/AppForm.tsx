@@ -1,6 +1,6 @@
 /**
  * Create or edit an application: a form per target type (webhook, command, ecs, digitalocean,
- * github_actions),
+ * github_actions, kubernetes),
  * with a picker of the team's stored credentials for the cloud targets. Secrets are write-only:
  * the API never returns them, so on edit an empty secret field means "keep the stored one".
  */
@@ -29,6 +29,9 @@ interface FormValues {
   workflow?: string;
   ref?: string;
   inputs?: { name: string; value: string }[];
+  namespace?: string;
+  kind?: 'Deployment' | 'StatefulSet' | 'DaemonSet';
+  workload?: string;
   poll_interval_seconds?: number | null;
   timeout_seconds?: number | null;
   max_attempts?: number | null;
@@ -44,11 +47,18 @@ const TYPE_OPTIONS: { value: TargetType; label: string }[] = [
   { value: 'ecs', label: 'AWS ECS service' },
   { value: 'digitalocean', label: 'DigitalOcean App Platform' },
   { value: 'github_actions', label: 'GitHub Actions workflow' },
+  { value: 'kubernetes', label: 'Kubernetes workload' },
+];
+
+const KIND_OPTIONS = [
+  { value: 'Deployment', label: 'Deployment' },
+  { value: 'StatefulSet', label: 'StatefulSet' },
+  { value: 'DaemonSet', label: 'DaemonSet' },
 ];
 
 /** The credential provider a cloud target needs (none for webhook and command). */
-const PROVIDER_OF: Partial<Record<TargetType, Credential['provider']>> = { ecs: 'aws', digitalocean: 'digitalocean', github_actions: 'github' };
-const PROVIDER_LABEL: Record<Credential['provider'], string> = { aws: 'AWS', digitalocean: 'DigitalOcean', github: 'GitHub' };
+const PROVIDER_OF: Partial<Record<TargetType, Credential['provider']>> = { ecs: 'aws', digitalocean: 'digitalocean', github_actions: 'github', kubernetes: 'kubernetes' };
+const PROVIDER_LABEL: Record<Credential['provider'], string> = { aws: 'AWS', digitalocean: 'DigitalOcean', github: 'GitHub', kubernetes: 'Kubernetes' };
 
 function toForm(app: App | null): Partial<FormValues> {
   if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10, approval_required: null, approval_from_roles: ['owner', 'deployer'] };
@@ -78,6 +88,11 @@ function toForm(app: App | null): Partial<FormValues> {
     Object.assign(v, {
       repository: t.repository, workflow: t.workflow, ref: t.ref, credentials: t.credentials, poll_interval_seconds: t.poll_interval_seconds ?? null,
       inputs: Object.entries(t.inputs ?? {}).map(([name, value]) => ({ name, value: String(value) })),
+    });
+  } else if (t.type === 'kubernetes') {
+    Object.assign(v, {
+      namespace: t.namespace, kind: t.kind ?? 'Deployment', workload: t.name, image: t.image, container: t.container,
+      credentials: t.credentials, poll_interval_seconds: t.poll_interval_seconds ?? null,
     });
   }
   return v;
@@ -113,11 +128,17 @@ function toTarget(v: FormValues): Target {
         inputs: Object.keys(inputs).length ? inputs : undefined, poll_interval_seconds: v.poll_interval_seconds ?? undefined, timeout_seconds: timeout,
       });
     }
+    case 'kubernetes':
+      return clean({
+        type: 'kubernetes', credentials: v.credentials!, namespace: v.namespace!, kind: v.kind, name: v.workload!, image: v.image,
+        container: v.container, poll_interval_seconds: v.poll_interval_seconds ?? undefined, timeout_seconds: timeout,
+      });
   }
 }
 
 const FIELD_OF: Record<string, string> = {
   'target.type': 'type', type: 'type', 'approval.required': 'approval_required', 'approval.from_roles': 'approval_from_roles',
+  'target.name': 'workload', '/target/name': 'workload',
 };
 function formField(apiField: string): string {
   return FIELD_OF[apiField] ?? apiField.replace(/^target\.|^\/?target\//, '').replace(/^retry\.|^\/?retry\//, '');
@@ -316,7 +337,29 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
           </>
         )}
 
-        {(type === 'ecs' || type === 'digitalocean' || type === 'github_actions') && (
+        {type === 'kubernetes' && (
+          <>
+            <Form.Item label="Namespace" name="namespace" rules={required('namespace')}>
+              <Input placeholder="default" />
+            </Form.Item>
+            <Space wrap size="large" align="start">
+              <Form.Item label="Kind" name="kind" initialValue="Deployment">
+                <Select options={KIND_OPTIONS} style={{ width: 180 }} />
+              </Form.Item>
+              <Form.Item label="Workload name" name="workload" rules={required('Deployment, StatefulSet or DaemonSet name')}>
+                <Input placeholder="api" style={{ width: 300 }} />
+              </Form.Item>
+            </Space>
+            <Form.Item label="Image" name="image" extra="Optional: sets this container image. Without it, a rollout restart (as kubectl rollout restart).">
+              <Input placeholder="registry.example.com/api:1.2.3" />
+            </Form.Item>
+            <Form.Item label="Container" name="container" extra="The container whose image changes (default: the only one).">
+              <Input />
+            </Form.Item>
+          </>
+        )}
+
+        {(type === 'ecs' || type === 'digitalocean' || type === 'github_actions' || type === 'kubernetes') && (
           <>
             <Form.Item
               label="Credentials"

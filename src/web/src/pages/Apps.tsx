@@ -21,6 +21,8 @@ function targetSummary(a: App): string {
       return `app ${t.app_id}`;
     case 'github_actions':
       return `${t.repository} · ${t.workflow} @ ${t.ref}`;
+    case 'kubernetes':
+      return `${t.kind ?? 'Deployment'} ${t.namespace}/${t.name}${t.image ? ` → ${t.image}` : ' (restart)'}`;
     default:
       return '';
   }
