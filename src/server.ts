@@ -16,8 +16,10 @@ import { migrate } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { DUE_CHANNEL, EVENTS_CHANNEL } from './db/sql/events.ts';
 import { startNotifier } from './notifications/notifier.ts';
+import { ReminderRunner } from './notifications/reminders.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
+import { secretsOf } from './providers/redact.ts';
 import type { Credentials } from './providers/types.ts';
 import { GATES_CHANNEL, registerGate } from './scheduler/gates.ts';
 import { approvalGate } from './services/approvals.ts';
@@ -69,6 +71,8 @@ export function makeTargetResolver(pool: Pool, box: SecretBox): TargetResolver {
     if (typeof target.credentials === 'string') {
       credentials = await loadCredentials(pool, box, row.team_id, target.credentials);
       for (const [k, v] of Object.entries(credentials)) if (k !== 'provider' && typeof v === 'string') secrets.push(v);
+      // The secrets inside a kubeconfig document (its tokens and client keys) too.
+      secrets.push(...secretsOf(credentials).filter((v) => !secrets.includes(v)));
     }
     return { target, credentials, secrets };
   };
@@ -136,6 +140,11 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   });
   materializer.start();
   const notifier = startNotifier({ pool, logger: log, box });
+  // Reminders are timed in every process; one of them queues each (decision 0012).
+  const reminders = new ReminderRunner({
+    pool, logger: log, box, publicUrl: config.publicUrl, pollIntervalMs: Math.min(config.pollIntervalMs, 1000), onQueued: () => notifier.wake(),
+  });
+  reminders.start();
   setMetricsPool(pool);
   log.info({ url: address, role, worker_id: workerId }, 'shipclock is running');
 
@@ -147,6 +156,7 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
       stopping ??= (async () => {
         await materializer.stop();
         await scheduler.stop();
+        await reminders.stop();
         await notifier.stop();
         await api.close().catch(() => {});
         await listener.stop();

@@ -91,8 +91,35 @@ export const DigitaloceanTarget = Type.Object(
   { additionalProperties: false },
 );
 
-export const Target = TaggedUnion([WebhookTarget, CommandTarget, EcsTarget, DigitaloceanTarget], 'where the app is deployed: webhook, command, ecs or digitalocean');
-export type TargetInput = Static<typeof WebhookTarget> | Static<typeof CommandTarget> | Static<typeof EcsTarget> | Static<typeof DigitaloceanTarget>;
+export const GithubActionsTarget = Type.Object(
+  {
+    type: Type.Literal('github_actions'),
+    credentials: Type.String({ format: 'uuid', description: 'id of a github credential' }),
+    repository: Type.String({ minLength: 1, maxLength: 140, description: 'owner/name' }),
+    workflow: Type.String({ minLength: 1, maxLength: 255, description: 'the workflow file name in .github/workflows (deploy.yml) or its numeric id' }),
+    ref: Type.String({ minLength: 1, maxLength: 255, description: 'the branch or tag the workflow runs on' }),
+    inputs: Type.Optional(Type.Record(Type.String({ maxLength: 100 }), Type.String({ maxLength: 4096 }), { maxProperties: 20, description: 'workflow_dispatch inputs (strings); deployment_id, run_at, action and shipclock_id are set by shipclock when the workflow declares them' })),
+    ...Rollout,
+  },
+  { additionalProperties: false },
+);
+
+export const KubernetesTarget = Type.Object(
+  {
+    type: Type.Literal('kubernetes'),
+    credentials: Type.String({ format: 'uuid', description: 'id of a kubernetes credential' }),
+    namespace: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+    kind: Type.Optional(Type.Union([Type.Literal('Deployment'), Type.Literal('StatefulSet'), Type.Literal('DaemonSet')], { default: 'Deployment' })),
+    name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }),
+    container: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'container whose image changes (default: the only one)' })),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'new image; without it, a rollout restart' })),
+    ...Rollout,
+  },
+  { additionalProperties: false },
+);
+
+export const Target = TaggedUnion([WebhookTarget, CommandTarget, EcsTarget, DigitaloceanTarget, GithubActionsTarget, KubernetesTarget], 'where the app is deployed: webhook, command, ecs, digitalocean, github_actions or kubernetes');
+export type TargetInput = Static<typeof WebhookTarget> | Static<typeof CommandTarget> | Static<typeof EcsTarget> | Static<typeof DigitaloceanTarget> | Static<typeof GithubActionsTarget> | Static<typeof KubernetesTarget>;
 
 export const RetryPolicy = Type.Object(
   {
@@ -161,15 +188,41 @@ function TaggedUnionProvider() {
     { name: Type.String({ minLength: 1, maxLength: 100 }), provider: Type.Literal('digitalocean'), token: Type.String({ minLength: 1, maxLength: 512 }) },
     { additionalProperties: false },
   );
-  return Type.Unsafe<Static<typeof aws> | Static<typeof digitalocean>>({ type: 'object', oneOf: [aws, digitalocean], discriminator: { propertyName: 'provider' }, required: ['provider'] });
+  const github = Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 100 }),
+      provider: Type.Literal('github'),
+      token: Type.String({ minLength: 1, maxLength: 1024, description: 'a token allowed to dispatch workflows (actions: write) and read the workflow file (contents: read); write-only' }),
+      api_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'GitHub Enterprise Server API root, e.g. https://ghe.example.com/api/v3 (default https://api.github.com); https, or http for localhost only' })),
+    },
+    { additionalProperties: false },
+  );
+  // A kubeconfig document (its current-context is used), or a server URL with a bearer token.
+  const kubernetes = Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 100 }),
+      provider: Type.Literal('kubernetes'),
+      kubeconfig: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'a kubeconfig document; its current-context is used; write-only' })),
+      server: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'the API server URL (https://), with token' })),
+      token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'a bearer token (e.g. a ServiceAccount token); write-only' })),
+      ca_certificate: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'PEM CA bundle of the API server (default: the system CAs)' })),
+    },
+    { additionalProperties: false },
+  );
+  return Type.Unsafe<Static<typeof aws> | Static<typeof digitalocean> | Static<typeof github> | Static<typeof kubernetes>>({
+    type: 'object', oneOf: [aws, digitalocean, github, kubernetes], discriminator: { propertyName: 'provider' }, required: ['provider'],
+  });
 }
 
 export const Credential = Type.Object(
   {
     id: Uuid,
     name: Type.String(),
-    provider: Type.Union([Type.Literal('aws'), Type.Literal('digitalocean')]),
+    provider: Type.Union([Type.Literal('aws'), Type.Literal('digitalocean'), Type.Literal('github'), Type.Literal('kubernetes')]),
     access_key_id: Type.Optional(Type.String({ description: 'aws only: the key id (not secret), masked but its last 4 characters' })),
+    api_url: Type.Optional(Type.String({ description: 'github only: the API root it calls (GitHub Enterprise Server), when set' })),
+    server: Type.Optional(Type.String({ description: 'kubernetes only: the API server URL' })),
+    context: Type.Optional(Type.String({ description: 'kubernetes only: the kubeconfig context used' })),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'Credential' },

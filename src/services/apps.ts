@@ -3,10 +3,11 @@
  * apart from the target and never returned (the target shows `has_secret`).
  */
 import { recordAudit } from '../audit/record.ts';
-import { ConflictError, NotFoundError } from '../core/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/retry.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { countAppSchedules } from '../db/sql/schedules.ts';
+import { githubTargetProblem } from '../providers/github-actions.ts';
 import type { SecretBox } from '../secrets/box.ts';
 import type { TargetInput } from '../api/schemas.ts';
 import type { User } from './auth.ts';
@@ -50,6 +51,12 @@ export function appToApi(r: AppRow) {
 async function checkTarget(db: Queryable, teamId: string, target: TargetInput): Promise<void> {
   if (target.type === 'ecs') await assertCredential(db, teamId, target.credentials, 'aws');
   if (target.type === 'digitalocean') await assertCredential(db, teamId, target.credentials, 'digitalocean');
+  if (target.type === 'github_actions') {
+    const problem = githubTargetProblem(target);
+    if (problem) throw new ValidationError('invalid_target', problem.message, problem.field);
+    await assertCredential(db, teamId, target.credentials, 'github');
+  }
+  if (target.type === 'kubernetes') await assertCredential(db, teamId, target.credentials, 'kubernetes');
 }
 
 /** Splits the secret out of a target: what is stored in the clear, and the ciphertext. */

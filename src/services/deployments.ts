@@ -269,10 +269,33 @@ function assertMovable(row: DeploymentRow & { lease_until?: Date | null }, now: 
 }
 
 export async function reschedule(pool: Pool, actor: User, id: string, input: TimeInput) {
+  return inTransaction(pool, (c) => rescheduleIn(c, actor, id, input));
+}
+
+/**
+ * How a reschedule came about when it was not the API's PATCH (a reminder link): added to the
+ * audit entry's details and to the timeline message.
+ */
+export interface RescheduleVia {
+  audit: Record<string, unknown>;
+  note: string;
+}
+
+/** The wall time of an instant in a zone, as a reschedule's input (the disambiguation that gives back this very instant). */
+export function timeInputAt(runAtMs: number, zone: string, keep: { expires_after_seconds?: number; dependency_lead_seconds?: number } = {}): TimeInput {
+  const l = localTimeAt(runAtMs, zone);
+  const local = { year: l.year, month: l.month, day: l.day, hour: l.hour, minute: l.minute, second: l.second };
+  const disambiguation: Disambiguation = resolveLocalTime(local, zone, 'earlier').epochMs === runAtMs ? 'earlier' : 'later';
+  return { ...local, timezone: zone, disambiguation, ...keep };
+}
+
+/** reschedule() inside the caller's transaction (a reminder link spends its nonce in the same one). */
+export async function rescheduleIn(c: Queryable, actor: User, id: string, input: TimeInput, via?: RescheduleVia) {
   input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
   const override = checkOverride(actor, input);
-  return inTransaction(pool, async (c) => {
+  // A block where the transaction's callback was: keeps this diff small beside other branches' changes to reschedule.
+  {
     const now = await dbNow(c);
     const row = await getDeployment(c, actor.team_id, id, true);
     if (!row) throw new NotFoundError('scheduled deployment');
@@ -312,7 +335,7 @@ export async function reschedule(pool: Pool, actor: User, id: string, input: Tim
       run_at: new Date(res.runAtMs), timezone: input.timezone, local: res.local, utc_offset: res.utcOffset, disambiguation,
       expires_after_seconds: expires, dependency_lead_seconds: row.dependency_id ? lead : null, freeze_override: freezeOverride,
     });
-    const note = frozen && override ? `; ${await recordOverride(c, actor, id, frozen, override.reason, 'rescheduled')}` : '';
+    const note = (frozen && override ? `; ${await recordOverride(c, actor, id, frozen, override.reason, 'rescheduled')}` : '') + (via ? ` (${via.note})` : '');
     await insertEvents(c, moved.map((x) => ({ id: x, state: 'scheduled', message: `rescheduled to ${new Date(x === id ? res.runAtMs : res.runAtMs - lead * 1000).toISOString()}${note}` })));
     // Approvals were given for a moment: moved by more than its expiry, it is another plan (decision 0006).
     const shift = Math.abs(res.runAtMs - row.run_at.getTime()) / 1000;
@@ -324,10 +347,10 @@ export async function reschedule(pool: Pool, actor: User, id: string, input: Tim
     await notifyGates(c);
     await recordAudit(c, {
       teamId: actor.team_id, actorId: actor.id, action: 'deployment.reschedule', targetId: id,
-      details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone, ...(reset.length ? { approval_reset: reset } : {}) },
+      details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone, ...(reset.length ? { approval_reset: reset } : {}), ...via?.audit },
     });
     return { ...(await loadOut(c, actor.team_id, id)), approval_reset: reset.length > 0 };
-  });
+  }
 }
 
 /**

@@ -27,7 +27,15 @@ export type Target =
       type: 'ecs'; region: string; cluster: string; service: string; image?: string; container?: string;
       credentials: string; poll_interval_seconds?: number; timeout_seconds?: number;
     }
-  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number };
+  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number }
+  | {
+      type: 'github_actions'; credentials: string; repository: string; workflow: string; ref: string; inputs?: Record<string, string>;
+      poll_interval_seconds?: number; timeout_seconds?: number;
+    }
+  | {
+      type: 'kubernetes'; credentials: string; namespace: string; kind?: 'Deployment' | 'StatefulSet' | 'DaemonSet'; name: string;
+      container?: string; image?: string; poll_interval_seconds?: number; timeout_seconds?: number;
+    };
 export type TargetType = Target['type'];
 
 /** An app's approval policy: approvals a deployment needs before it fires, and whose count. */
@@ -50,7 +58,12 @@ export interface App {
 export interface Credential {
   id: string;
   name: string;
-  provider: 'aws' | 'digitalocean';
+  provider: 'aws' | 'digitalocean' | 'github' | 'kubernetes';
+  /** github: the GitHub Enterprise Server API root, when set. */
+  api_url?: string;
+  /** kubernetes: the API server URL and the kubeconfig context (never a secret). */
+  server?: string;
+  context?: string;
   created_at?: string;
 }
 
@@ -413,4 +426,34 @@ export const freezesApi = {
     request<FreezeCheck>('GET', `/v1/freezes/check${query({ ...q })}`),
   release: (id: string, reason: string) =>
     request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/release`, { reason }),
+};
+
+export type NotifyEvent = 'failed' | 'missed' | 'skipped' | 'succeeded' | 'approval_requested' | 'approved' | 'rejected';
+
+/** A notification subscription (owners): final states, and reminders when `remind_before_seconds` is set. */
+export interface Subscription {
+  id: string;
+  url: string;
+  events: NotifyEvent[];
+  format: 'json' | 'slack';
+  has_secret: boolean;
+  remind_before_seconds: number | null;
+  created_at: string;
+}
+
+export interface SubscriptionBody {
+  url: string;
+  events: NotifyEvent[];
+  format: 'json' | 'slack';
+  secret?: string;
+  remind_before_seconds?: number | null;
+}
+
+/** Notifications and reminders (issue 12). */
+export const notificationsApi = {
+  list: (cursor?: string | null) => request<ListPage<Subscription>>('GET', `/v1/notifications${query({ cursor, limit: 500 })}`),
+  create: (body: SubscriptionBody) => request<Subscription>('POST', '/v1/notifications', body),
+  update: (id: string, body: Partial<SubscriptionBody> & { secret?: string | null }) =>
+    request<Subscription>('PATCH', `/v1/notifications/${encodeURIComponent(id)}`, body),
+  remove: (id: string) => request<null>('DELETE', `/v1/notifications/${encodeURIComponent(id)}`),
 };

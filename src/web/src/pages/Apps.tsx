@@ -19,6 +19,10 @@ function targetSummary(a: App): string {
       return `${t.region} / ${t.cluster} / ${t.service}${t.image ? ` → ${t.image}` : ''}`;
     case 'digitalocean':
       return `app ${t.app_id}`;
+    case 'github_actions':
+      return `${t.repository} · ${t.workflow} @ ${t.ref}`;
+    case 'kubernetes':
+      return `${t.kind ?? 'Deployment'} ${t.namespace}/${t.name}${t.image ? ` → ${t.image}` : ' (restart)'}`;
     default:
       return '';
   }

@@ -32,7 +32,8 @@ interface ProviderLink {
  */
 export function providerLinks(ref: unknown, app: App | null): ProviderLink[] {
   const values: Record<string, unknown> = typeof ref === 'object' && ref !== null ? (ref as Record<string, unknown>) : { id: ref };
-  const where = app?.target.type === 'ecs' ? 'the AWS console' : app?.target.type === 'digitalocean' ? 'DigitalOcean' : "the provider's console";
+  const where = app?.target.type === 'ecs' ? 'the AWS console' : app?.target.type === 'digitalocean' ? 'DigitalOcean'
+    : app?.target.type === 'github_actions' ? 'GitHub' : app?.target.type === 'kubernetes' ? 'the Kubernetes API' : "the provider's console";
   const links: ProviderLink[] = Object.entries(values)
     .filter(([, v]) => typeof v === 'string' && /^https?:\/\//.test(v))
     .map(([k, v]) => ({ label: k === 'console_url' ? `Open in ${where}` : k, href: v as string }));

@@ -1,0 +1,46 @@
+/**
+ * Where reminders use other issues' features, one seam each:
+ *
+ * - approvals (issue 12, landed): `approvalPending` and `approve` call src/services/approvals.ts
+ *   (`approvalStatus`, `approveDeployment` inside the link's transaction, `via: 'reminder link'`).
+ * - freezes (issue 11, landed): `nextAllowedAt(db, teamId, appIds, fromUtc)` from
+ *   src/services/freeze-check.ts (fromUtc itself when no freeze covers it; null when nothing is
+ *   free within 366 days).
+ *
+ * Tests may replace them through `setReminderSeams` (and put the defaults back with `{}`).
+ */
+import type { Queryable } from '../db/pool.ts';
+import { approvalStatus, approveDeployment } from './approvals.ts';
+import { nextAllowedAt } from './freeze-check.ts';
+import type { User } from './auth.ts';
+
+export interface ReminderSeams {
+  /** Whether the deployment waits for approvals (its approval status is "pending"). */
+  approvalPending(db: Queryable, deploymentId: string): Promise<boolean>;
+  /** Approves it as `actor`, inside the caller's transaction; throws a ShipclockError when it cannot. */
+  approve(db: Queryable, actor: User, deploymentId: string, comment: string): Promise<void>;
+  /**
+   * The first instant at or after `fromUtc` that no freeze of the team forbids for these apps, or
+   * null when no freeze applies to them. A link is offered only when it is later than the instant.
+   */
+  nextAllowedAt(db: Queryable, teamId: string, appIds: string[], fromUtc: Date): Promise<Date | null>;
+}
+
+const DEFAULTS: ReminderSeams = {
+  approvalPending: async (db, id) => (await approvalStatus(db, id))?.status === 'pending',
+  approve: async (db, actor, id, comment) => {
+    await approveDeployment(db, { deploymentId: id, teamId: actor.team_id, userId: actor.id, comment, via: 'reminder link' });
+  },
+  // The first instant ≥ fromUtc no freeze covers for these apps (fromUtc itself when none does).
+  nextAllowedAt: (db, teamId, appIds, fromUtc) => nextAllowedAt(db, teamId, appIds, fromUtc),
+};
+
+let current: ReminderSeams = DEFAULTS;
+
+export function reminderSeams(): ReminderSeams {
+  return current;
+}
+
+export function setReminderSeams(s: Partial<ReminderSeams>): void {
+  current = { ...DEFAULTS, ...s };
+}
