@@ -289,6 +289,24 @@ describe('/v1/freezes', () => {
     assert.equal((await q('not-a-date')).status, 400);
   });
 
+  it('shows freeze windows on the calendar (recurring ones expanded) and the reminders\' next allowed time', async () => {
+    const a = await app();
+    await freeze({ name: 'cal weekend', cron: '0 16 * * 5', duration_seconds: 64 * 3600, timezone: 'Europe/Berlin', apps: [a] });
+    const r = await s.api('GET', '/v1/calendar?from=2027-03-22T00:00:00Z&to=2027-04-05T00:00:00Z&timezone=Europe/Berlin', undefined, tokens.viewer);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const windows = r.body.result.filter((e: { kind: string; title: string }) => e.kind === 'freeze' && /cal weekend/.test(e.title));
+    // The window that began before the range and reaches into it is listed too.
+    assert.deepEqual(windows.map((e: { start_utc: string; end_utc: string }) => [e.start_utc, e.end_utc]), [
+      ['2027-03-19T15:00:00.000Z', '2027-03-22T07:00:00.000Z'],
+      ['2027-03-26T15:00:00.000Z', '2027-03-29T06:00:00.000Z'],
+      ['2027-04-02T14:00:00.000Z', '2027-04-05T06:00:00.000Z'],
+    ]);
+    const { nextAllowedAt } = await import('../src/services/freezes.ts');
+    const team = (await s.db.pool.query('SELECT team_id FROM apps WHERE id = $1', [a])).rows[0].team_id;
+    assert.equal((await nextAllowedAt(s.db.pool, team, [a], new Date('2027-03-27T12:00:00Z')))?.toISOString(), '2027-03-29T06:00:00.000Z');
+    assert.equal((await nextAllowedAt(s.db.pool, team, [a], new Date('2027-03-30T12:00:00Z')))?.toISOString(), '2027-03-30T12:00:00.000Z');
+  });
+
   it('lists freezes a page at a time', async () => {
     const all: string[] = [];
     let cursor: string | null = null;
