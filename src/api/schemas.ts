@@ -100,9 +100,16 @@ export const RetryPolicy = Type.Object(
 
 const AppName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._ -]*$' });
 
-export const AppCreate = Type.Object({ name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)) }, { additionalProperties: false });
+export const OnFailure = Type.Union([Type.Literal('none'), Type.Literal('rollback')], {
+  description: 'what happens when a deployment fails after it changed something: "rollback" restores what ran before (default "none")',
+});
+
+export const AppCreate = Type.Object(
+  { name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)), on_failure: Type.Optional(OnFailure) },
+  { additionalProperties: false },
+);
 export const AppUpdate = Type.Object(
-  { name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)) },
+  { name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)), on_failure: Type.Optional(OnFailure) },
   { additionalProperties: false, minProperties: 1 },
 );
 
@@ -112,6 +119,7 @@ export const App = Type.Object(
     name: Type.String(),
     target: Type.Record(Type.String(), Type.Unknown(), { description: 'the target, secrets omitted (has_secret tells whether a webhook secret is set)' }),
     retry: RetryPolicy,
+    on_failure: OnFailure,
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -197,6 +205,16 @@ const deploymentFields = {
   started_at: Nullable(DateTime),
   finished_at: Nullable(DateTime),
   schedule_id: Nullable(Type.String({ format: 'uuid', description: 'the recurring schedule this is an occurrence (or an occurrence\'s dependency) of; null for a one-off deployment' })),
+  rollback: Nullable(Type.Object(
+    {
+      state: Type.Union(['pending', 'running', 'succeeded', 'failed', 'not_possible'].map((s) => Type.Literal(s))),
+      ref: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'the provider\'s identifiers of the rollback (e.g. the ECS deployment restoring the previous task definition)' })),
+      error: Type.Optional(Type.String()),
+      started_at: Nullable(DateTime),
+      finished_at: Nullable(DateTime),
+    },
+    { description: 'the rollback of this deployment (the app\'s on_failure "rollback", or POST …/rollback); null when none was made' },
+  )),
 };
 
 const DependencyOut = Type.Object({ ...deploymentFields, dependency: Type.Null() });

@@ -21,6 +21,7 @@ export interface AppRow {
   target_secret: Buffer | null;
   retry_max_attempts: number;
   retry_backoff_seconds: number;
+  on_failure: 'none' | 'rollback';
   created_at: Date;
   updated_at: Date;
 }
@@ -33,6 +34,7 @@ export function appToApi(r: AppRow) {
     name: r.name,
     target,
     retry: { max_attempts: r.retry_max_attempts, backoff_seconds: r.retry_backoff_seconds },
+    on_failure: r.on_failure,
     created_at: r.created_at.toISOString(),
     updated_at: r.updated_at.toISOString(),
   };
@@ -57,18 +59,18 @@ async function assertNameFree(db: Queryable, teamId: string, name: string, excep
   if (r.rowCount) throw new ConflictError('name_taken', `an app named "${name}" exists`, 'name');
 }
 
-export async function createApp(pool: Pool, box: SecretBox, actor: User, input: { name: string; target: TargetInput; retry?: Partial<RetryPolicy> }) {
+export async function createApp(pool: Pool, box: SecretBox, actor: User, input: { name: string; target: TargetInput; retry?: Partial<RetryPolicy>; on_failure?: 'none' | 'rollback' }) {
   return inTransaction(pool, async (c) => {
     await assertNameFree(c, actor.team_id, input.name);
     await checkTarget(c, actor.team_id, input.target);
     const { clear, sealed } = splitSecret(box, input.target);
     const retry = { ...DEFAULT_RETRY, ...input.retry };
     const r = await c.query<AppRow>(
-      `INSERT INTO apps (team_id, name, target, target_secret, retry_max_attempts, retry_backoff_seconds)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [actor.team_id, input.name, clear, sealed, retry.max_attempts, retry.backoff_seconds],
+      `INSERT INTO apps (team_id, name, target, target_secret, retry_max_attempts, retry_backoff_seconds, on_failure)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      [actor.team_id, input.name, clear, sealed, retry.max_attempts, retry.backoff_seconds, input.on_failure ?? 'none'],
     );
-    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.create', targetId: r.rows[0].id, details: { name: input.name, target_type: input.target.type } });
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.create', targetId: r.rows[0].id, details: { name: input.name, target_type: input.target.type, on_failure: input.on_failure ?? 'none' } });
     return appToApi(r.rows[0]);
   });
 }
@@ -95,7 +97,7 @@ export async function listApps(pool: Pool, actor: User, limit: number, cursor?: 
   return { result: p.result.map(appToApi), next_cursor: p.next_cursor };
 }
 
-export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: string, input: { name?: string; target?: TargetInput; retry?: Partial<RetryPolicy> }) {
+export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: string, input: { name?: string; target?: TargetInput; retry?: Partial<RetryPolicy>; on_failure?: 'none' | 'rollback' }) {
   return inTransaction(pool, async (c) => {
     const row = await getAppRow(c, actor.team_id, id, true);
     if (!row) throw new NotFoundError('app');
@@ -111,9 +113,10 @@ export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: str
     }
     const retry = { max_attempts: row.retry_max_attempts, backoff_seconds: row.retry_backoff_seconds, ...input.retry };
     const r = await c.query<AppRow>(
-      `UPDATE apps SET name = $2, target = $3, target_secret = $4, retry_max_attempts = $5, retry_backoff_seconds = $6, updated_at = now()
+      `UPDATE apps SET name = $2, target = $3, target_secret = $4, retry_max_attempts = $5, retry_backoff_seconds = $6,
+              on_failure = $7, updated_at = now()
         WHERE id = $1 RETURNING *`,
-      [id, input.name ?? row.name, target, sealed, retry.max_attempts, retry.backoff_seconds],
+      [id, input.name ?? row.name, target, sealed, retry.max_attempts, retry.backoff_seconds, input.on_failure ?? row.on_failure],
     );
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.update', targetId: id, details: { fields: Object.keys(input) } });
     return appToApi(r.rows[0]);

@@ -66,6 +66,19 @@ function toApiBase(r: ApiRow) {
     started_at: r.started_at?.toISOString() ?? null,
     finished_at: r.finished_at?.toISOString() ?? null,
     schedule_id: r.schedule_id ?? null,
+    rollback: rollbackOut(r),
+  };
+}
+
+/** The deployment's rollback as the API shows it; null when none was asked for. */
+export function rollbackOut(r: Pick<ApiRow, 'rollback_state' | 'rollback_ref' | 'rollback_error' | 'rollback_started_at' | 'rollback_finished_at'>) {
+  if (!r.rollback_state) return null;
+  return {
+    state: r.rollback_state,
+    ref: r.rollback_ref ?? null,
+    ...(r.rollback_error ? { error: r.rollback_error } : {}),
+    started_at: r.rollback_started_at?.toISOString() ?? null,
+    finished_at: r.rollback_finished_at?.toISOString() ?? null,
   };
 }
 

@@ -41,7 +41,19 @@ export interface DeploymentRow {
   finished_at: Date | null;
   /** The recurring schedule this row is an occurrence (or an occurrence's dependency) of; null for one-off deployments. */
   schedule_id: string | null;
+  /** The rollback's record (migration 009); rollback_state null when none was asked for. */
+  rollback_state: RollbackState | null;
+  rollback_phase: 'executing' | 'retry_wait' | 'following' | null;
+  rollback_ref: Record<string, unknown> | null;
+  rollback_error: string | null;
+  rollback_attempts: number;
+  rollback_seq: number;
+  rollback_requested_by: string | null;
+  rollback_started_at: Date | null;
+  rollback_finished_at: Date | null;
 }
+
+export type RollbackState = 'pending' | 'running' | 'succeeded' | 'failed' | 'not_possible';
 
 const SELECT = `SELECT d.*, a.name AS app_name FROM deployments d JOIN apps a ON a.id = d.app_id`;
 
@@ -77,7 +89,8 @@ export async function insertDeployment(db: Queryable, d: NewDeployment): Promise
 export const API_COLUMNS = [
   'id', 'app_id', 'state', 'run_at', 'timezone', 'local_year', 'local_month', 'local_day', 'local_hour', 'local_minute',
   'local_second', 'utc_offset', 'dependency_lead_seconds', 'expires_at', 'attempts', 'error', 'provider_ref', 'created_at',
-  'started_at', 'finished_at', 'schedule_id',
+  'started_at', 'finished_at', 'schedule_id', 'rollback_state', 'rollback_ref', 'rollback_error', 'rollback_started_at',
+  'rollback_finished_at',
 ] as const;
 export type ApiRow = Pick<DeploymentRow, (typeof API_COLUMNS)[number] | 'app_name'>;
 
