@@ -37,11 +37,17 @@ export interface Notifier {
 /** The body a delivery sends: the stored payload, or a Slack-compatible message. */
 export function renderBody(format: 'json' | 'slack', payload: Record<string, unknown>): string {
   if (format === 'json') return JSON.stringify(payload);
-  const icon = { succeeded: ':white_check_mark:', failed: ':x:', missed: ':hourglass:', skipped: ':fast_forward:' }[String(payload.state)] ?? ':information_source:';
+  const icon = {
+    succeeded: ':white_check_mark:', failed: ':x:', missed: ':hourglass:', skipped: ':fast_forward:',
+    rollback_failed: ':rotating_light:', rollback_succeeded: ':leftwards_arrow_with_hook:',
+  }[String(payload.state)] ?? ':information_source:';
   const app = String(payload.app_name ?? payload.app_id);
   const runAt = payload.run_at ? ` (scheduled for ${new Date(String(payload.run_at)).toISOString().replace('.000Z', 'Z')}${payload.timezone ? `, ${payload.timezone}` : ''})` : '';
   const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';
-  const text = `${icon} Deployment of *${app}* ${payload.state}${runAt}${error}`;
+  const state = String(payload.state);
+  const text = state.startsWith('rollback_')
+    ? `${icon} Rollback of the deployment of *${app}* ${state.slice('rollback_'.length).toUpperCase()}${runAt}${error}`
+    : `${icon} Deployment of *${app}* ${state}${runAt}${error}`;
   return JSON.stringify({
     text,
     blocks: [

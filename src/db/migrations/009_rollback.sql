@@ -25,3 +25,8 @@ ALTER TABLE deployments
 
 -- "Is a rollback of this app in progress?" (it blocks the app's next deployment, as a running one does).
 CREATE INDEX deployments_app_rollback_idx ON deployments (app_id) WHERE rollback_state IN ('pending', 'running');
+
+-- A rollback that fails (or cannot be made) is an event a team can be told about.
+ALTER TABLE notification_subscriptions DROP CONSTRAINT notification_subscriptions_events_check;
+ALTER TABLE notification_subscriptions ADD CONSTRAINT notification_subscriptions_events_check
+  CHECK (cardinality(events) > 0 AND events <@ ARRAY['failed', 'missed', 'skipped', 'succeeded', 'rollback_failed', 'rollback_succeeded']);

@@ -4,7 +4,8 @@
  */
 import type { Queryable } from '../pool.ts';
 
-export const NOTIFY_EVENTS = ['failed', 'missed', 'skipped', 'succeeded'] as const;
+/** Final states, and the ends of a rollback (rollback_failed: it failed or could not be made). */
+export const NOTIFY_EVENTS = ['failed', 'missed', 'skipped', 'succeeded', 'rollback_failed', 'rollback_succeeded'] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 export type NotifyFormat = 'json' | 'slack';
 
@@ -106,6 +107,8 @@ export async function enqueueDeliveries(db: Queryable, changes: DeliveryChange |
               'run_at', d.run_at,
               'timezone', d.timezone,
               'attempts', d.attempts,
+              'rollback', CASE WHEN d.rollback_state IS NOT NULL
+                               THEN jsonb_build_object('state', d.rollback_state, 'ref', d.rollback_ref, 'error', d.rollback_error) END,
               'started_at', d.started_at,
               'finished_at', coalesce(d.finished_at, now()))
        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS x(team_id, deployment_id, app_id, state, error)
