@@ -130,9 +130,9 @@ export async function deleteApp(pool: Pool, actor: User, id: string): Promise<vo
     if (!row) throw new NotFoundError('app');
     const schedules = await countAppSchedules(c, id);
     if (schedules > 0) throw new ConflictError('app_has_schedules', `the app is in ${schedules} recurring schedule(s): delete them first`);
-    const active = await c.query(`SELECT count(*)::int AS n FROM deployments WHERE app_id = $1 AND state IN ('scheduled', 'running')`, [id]);
+    const active = await c.query(`SELECT count(*)::int AS n FROM deployments WHERE app_id = $1 AND (state IN ('scheduled', 'running') OR rollback_state IN ('pending', 'running'))`, [id]);
     if (active.rows[0].n > 0) {
-      throw new ConflictError('app_has_deployments', `the app has ${active.rows[0].n} scheduled or running deployment(s): cancel them first`);
+      throw new ConflictError('app_has_deployments', `the app has ${active.rows[0].n} scheduled or running deployment(s) or rollback(s): cancel them or let them end first`);
     }
     await c.query('UPDATE apps SET deleted_at = now() WHERE id = $1', [id]);
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.delete', targetId: id, details: { name: row.name } });

@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { cancel, getOne, list, reschedule, schedule } from '../../services/deployments.ts';
+import { cancel, getOne, list, reschedule, rollbackByHand, schedule } from '../../services/deployments.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
 import {
@@ -42,4 +42,14 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
       params: IdParams, response: { 200: Wrapped(ScheduledDeployment), ...errors },
     },
   }, async (req) => ({ result: await cancel(ctx.pool, requireRole(req, 'deployer'), req.params.id, ctx.resolveTarget) }));
+
+  app.post('/v1/scheduled_deployments/:id/rollback', {
+    schema: {
+      tags: ['scheduled deployments'],
+      summary: 'Roll a finished deployment back (deployers): restore what ran before it, followed to its end',
+      description: 'Answers 202 with the deployment, its `rollback` pending; the scheduler makes the rollback and follows it (see `rollback.state`). ' +
+        '409 not_finished / rollback_running / app_busy / nothing_changed; 422 rollback_not_supported when the target cannot be rolled back (command).',
+      params: IdParams, response: { 202: Wrapped(ScheduledDeployment), 403: ErrorBody, ...errors },
+    },
+  }, async (req, reply) => reply.status(202).send({ result: await rollbackByHand(ctx.pool, requireRole(req, 'deployer'), req.params.id) }));
 }
