@@ -408,7 +408,11 @@ async function resume(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise<
   const svc = await describeService(ecs, ctx);
   const ours = findOurs(svc, ctx);
   if (ours?.id) {
-    const ref = makeRef(ctx, ours, ctx.ref);
+    // It was made, so the service changed; what ran before is the deployment ours replaced (if still listed).
+    const before = (svc.deployments ?? [])
+      .filter((d) => d !== ours && d.createdAt && ours.createdAt && d.createdAt.getTime() < ours.createdAt.getTime())
+      .sort((a, b) => b.createdAt!.getTime() - a.createdAt!.getTime())[0];
+    const ref = makeRef(ctx, ours, { previous_task_definition_arn: before?.taskDefinition ?? null, ...(ctx.ref ?? {}), changed: true });
     ctx.log(`found ECS deployment ${ours.id} from the interrupted start; following it`);
     return follow(ecs, ctx, ref, svc);
   }
