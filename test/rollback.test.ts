@@ -232,11 +232,11 @@ describe('rollback through the scheduler', () => {
     const early = await schedule(a.id, 60_000);
     const notYet = await s.api('POST', `/v1/scheduled_deployments/${early.id}/rollback`, undefined, s.adminToken);
     assert.equal(notYet.status, 409);
-    assert.equal(notYet.body.code, 'not_finished');
+    assert.equal(notYet.body.error.code, 'not_finished');
     await s.api('POST', `/v1/scheduled_deployments/${early.id}/cancel`, undefined, s.adminToken);
     const canceled = await s.api('POST', `/v1/scheduled_deployments/${early.id}/rollback`, undefined, s.adminToken);
     assert.equal(canceled.status, 409);
-    assert.equal(canceled.body.code, 'nothing_changed');
+    assert.equal(canceled.body.error.code, 'nothing_changed');
 
     const done = await final((await schedule(a.id)).id);
     assert.equal(done.state, 'succeeded');
@@ -247,7 +247,7 @@ describe('rollback through the scheduler', () => {
     assert.equal(r.body.result.rollback.state, 'pending');
     const again = await s.api('POST', `/v1/scheduled_deployments/${done.id}/rollback`, undefined, s.adminToken);
     assert.equal(again.status, 409);
-    assert.equal(again.body.code, 'rollback_running');
+    assert.equal(again.body.error.code, 'rollback_running');
     const end = await settled(done.id);
     assert.equal(end.state, 'succeeded', 'the deployment keeps its own outcome');
     assert.equal(end.rollback.state, 'succeeded');
@@ -259,7 +259,7 @@ describe('rollback through the scheduler', () => {
     const ran = await final((await schedule(cmd)).id);
     const no = await s.api('POST', `/v1/scheduled_deployments/${ran.id}/rollback`, undefined, s.adminToken);
     assert.equal(no.status, 422);
-    assert.equal(no.body.code, 'rollback_not_supported');
+    assert.equal(no.body.error.code, 'rollback_not_supported');
   });
 });
 
