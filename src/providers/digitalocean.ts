@@ -339,9 +339,11 @@ async function rollBack(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepR
   }
   const base = { rolled_back_to: previous };
   if (ctx.rollback?.recovering) {
-    // Never the deployment being rolled back (it may have been created just before the rollback started).
-    const list = (await listDeployments({ ...ctx, ref: null })).filter((d) => d.id !== depRef?.do_deployment_id);
-    const ours = pickOurs(list, ctx.deployment.startedAt.getTime());
+    // Only deployments newer than the one being rolled back (the list is newest first): never it,
+    // nor the one before it, which may have been created within the clock-skew allowance.
+    const all = await listDeployments({ ...ctx, ref: null });
+    const failedAt = all.findIndex((d) => d.id === depRef?.do_deployment_id);
+    const ours = pickOurs(failedAt >= 0 ? all.slice(0, failedAt) : all, ctx.deployment.startedAt.getTime());
     if (ours) {
       ctx.log(`found DigitalOcean deployment ${ours.id} from the interrupted rollback; following it`);
       return evaluate(ctx, ours, { ...base, ...makeRef(t, ours), phase: null });
