@@ -12,6 +12,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { deploymentDetails } from '../src/cli/client/format.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
@@ -117,6 +118,11 @@ describe('rollback through the scheduler', () => {
     assert.ok(ev.indexOf('failed') < ev.indexOf('rollback_started'), ev.join(','));
     assert.ok(ev.includes('rollback_running') && ev.at(-1) === 'rollback_succeeded', ev.join(','));
     assert.match(end.log, /rollback: ECS UpdateService back to svc-\d+:1: deployment/);
+    // `shipclock show` prints it.
+    const shown = deploymentDetails(end, new Map());
+    assert.match(shown, /^state: +failed$/m);
+    assert.match(shown, /^rollback: +succeeded$/m);
+    assert.ok(shown.includes(`ecs_deployment_id=${primary.id}`), shown);
     assert.ok(!JSON.stringify(end).includes(AWS_KEY.secret_access_key));
   });
 
@@ -217,6 +223,7 @@ describe('rollback through the scheduler', () => {
     assert.equal(end.rollback.state, 'failed');
     assert.equal(end.rollback.error, 'rollback event answered 422');
     assert.equal(states(end).at(-1), 'rollback_failed');
+    assert.match(deploymentDetails(end, new Map()), /^rollback: +FAILED: what ran before was NOT restored\n {2}error: +rollback event answered 422$/m);
     const line = logged.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.deployment_id === d.id && /ROLLBACK FAILED/.test(l.msg));
     assert.ok(line, 'an error line was logged');
     assert.equal(line.level, 50);

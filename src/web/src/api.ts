@@ -35,6 +35,8 @@ export interface App {
   name: string;
   target: Target;
   retry?: { max_attempts: number; backoff_seconds: number };
+  /** What happens when a deployment fails after it changed something (default none). */
+  on_failure?: 'none' | 'rollback';
   created_at?: string;
   updated_at?: string;
 }
@@ -74,6 +76,16 @@ export interface ScheduledDeployment {
   finished_at?: string | null;
   /** The recurring schedule this is an occurrence of; null for a one-off deployment. */
   schedule_id?: string | null;
+  /** Its rollback (the app's on_failure "rollback", or by hand); null when none was made. */
+  rollback?: Rollback | null;
+}
+
+export interface Rollback {
+  state: 'pending' | 'running' | 'succeeded' | 'failed' | 'not_possible';
+  ref: Record<string, unknown> | null;
+  error?: string;
+  started_at: string | null;
+  finished_at: string | null;
 }
 
 export interface DeploymentEvent {
@@ -201,6 +213,7 @@ export const api = {
   reschedule: (id: string, body: ScheduleRequest) =>
     request<{ result: ScheduledDeployment }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
   cancel: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/cancel`),
+  rollback: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/rollback`),
 
   listSchedules: (cursor?: string | null) => request<ListPage<Schedule>>('GET', `/v1/schedules${query({ cursor, limit: 500 })}`),
   createSchedule: (body: ScheduleBody) => request<Schedule>('POST', '/v1/schedules', body),

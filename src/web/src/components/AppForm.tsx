@@ -28,6 +28,7 @@ interface FormValues {
   timeout_seconds?: number | null;
   max_attempts?: number | null;
   backoff_seconds?: number | null;
+  on_failure?: 'none' | 'rollback';
 }
 
 const TYPE_OPTIONS: { value: TargetType; label: string }[] = [
@@ -38,13 +39,14 @@ const TYPE_OPTIONS: { value: TargetType; label: string }[] = [
 ];
 
 function toForm(app: App | null): Partial<FormValues> {
-  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10 };
+  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10, on_failure: 'none' };
   const t = app.target as Target & Record<string, unknown>;
   const v: Partial<FormValues> = {
     name: app.name,
     type: t.type,
     max_attempts: app.retry?.max_attempts ?? 3,
     backoff_seconds: app.retry?.backoff_seconds ?? 10,
+    on_failure: app.on_failure ?? 'none',
     timeout_seconds: (t.timeout_seconds as number | undefined) ?? null,
   };
   if (t.type === 'webhook') {
@@ -117,6 +119,7 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
       name: v.name.trim(),
       target: toTarget(v),
       retry: clean({ max_attempts: v.max_attempts ?? undefined, backoff_seconds: v.backoff_seconds ?? undefined }) as App['retry'],
+      on_failure: v.on_failure ?? 'none',
     };
     setBusy(true);
     try {
@@ -269,6 +272,15 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
           </Form.Item>
           <Form.Item label="Backoff (seconds)" name="backoff_seconds">
             <InputNumber min={0} precision={0} />
+          </Form.Item>
+          <Form.Item label="On failure" name="on_failure" tooltip="When a deployment fails after it changed something: restore what ran before, and follow that to its end">
+            <Select
+              style={{ minWidth: 220 }}
+              options={[
+                { value: 'none', label: 'Leave it as it is' },
+                { value: 'rollback', label: 'Roll back to what ran before' },
+              ]}
+            />
           </Form.Item>
         </Space>
         {formError && <Alert type="error" showIcon title={formError} role="alert" />}
