@@ -1,5 +1,8 @@
 /**
- * `npm run bench -- api [--clients 50] [--seconds 10] [--json]`
+ * `npm run bench -- api [--clients 50] [--seconds 10] [--dependency] [--json]`
+ *
+ * `--dependency`: every request also names a dependency (another of the 200 apps, 15 minutes
+ * earlier), the path that writes two rows in a transaction.
  *
  * `clients` concurrent clients, each POSTing /v1/scheduled_deployments back to back for
  * `seconds` (after a 2 s warm-up that is not counted), against `shipclock serve` as a real
@@ -22,6 +25,7 @@ export interface ApiOptions {
   seconds: number;
   json: boolean;
   databaseUrl: string;
+  dependency: boolean;
 }
 
 export async function apiBench(o: ApiOptions): Promise<void> {
@@ -46,7 +50,11 @@ export async function apiBench(o: ApiOptions): Promise<void> {
     await Promise.all(Array.from({ length: o.clients }, async (_, c) => {
       let i = c;
       while (Date.now() < end) {
-        const body = JSON.stringify({ app: apps[i++ % apps.length], ...utcFields(Date.now() + 3_600_000 + Math.floor(Math.random() * 30 * 86_400) * 1000) });
+        const app = apps[i++ % apps.length];
+        const body = JSON.stringify({
+          app, ...utcFields(Date.now() + 3_600_000 + Math.floor(Math.random() * 30 * 86_400) * 1000),
+          ...(o.dependency ? { dependency: apps[(i + 100) % apps.length] } : {}),
+        });
         const t0 = performance.now();
         const status = await post(body);
         const ms = performance.now() - t0;
@@ -58,10 +66,10 @@ export async function apiBench(o: ApiOptions): Promise<void> {
     }));
     const elapsed = (Date.now() - measureFrom) / 1000;
     const s = summary(lat);
-    const result = { clients: o.clients, seconds: elapsed, requests: lat.length, req_per_s: lat.length / elapsed, p50: s.p50, p99: s.p99, max: s.max, errors, statuses: Object.fromEntries(statuses) };
+    const result = { dependency: o.dependency, clients: o.clients, seconds: elapsed, requests: lat.length, req_per_s: lat.length / elapsed, p50: s.p50, p99: s.p99, max: s.max, errors, statuses: Object.fromEntries(statuses) };
     if (o.json) console.log(JSON.stringify(result, null, 2));
     else {
-      console.log(`\napi: POST /v1/scheduled_deployments, ${o.clients} concurrent clients, ${elapsed.toFixed(1)} s measured`);
+      console.log(`\napi: POST /v1/scheduled_deployments${o.dependency ? ' with a dependency' : ''}, ${o.clients} concurrent clients, ${elapsed.toFixed(1)} s measured`);
       console.log(table([{ requests: lat.length, 'req/s': result.req_per_s.toFixed(0), p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), max_ms: fmt(s.max), errors }]));
     }
     await sleep(100);

@@ -7,9 +7,10 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_DATABASE_URL } from './lib.ts';
 
 const usage = `usage: npm run bench -- <command> [options]
-  fire  --count N [--workers K] [--repeat R] [--json]   N webhook deployments due at one instant vs the floor
+  fire  --count N [--workers K] [--repeat R] [--setup api|sql] [--json]
+                                                       N webhook deployments due at one instant vs the pooled floor
   scale [--rows 1000000] [--batch 1000] [--json]         1M future deployments: a due batch vs an empty database, RSS, EXPLAIN
-  api   [--clients 50] [--seconds 10] [--json]           POST /v1/scheduled_deployments under concurrent clients
+  api   [--clients 50] [--seconds 10] [--dependency] [--json]   POST /v1/scheduled_deployments under concurrent clients
   schedules [--schedules 10000] [--batch 500] [--json]   one-off firing lag and RSS without and with N active schedules
 common: --database-url URL (default ${DEFAULT_DATABASE_URL}; a fresh database is created on it and dropped)
 environment: BENCH_LOG_LEVEL (shipclock's LOG_LEVEL, default warn), BENCH_LOG_DIR (keep each shipclock
@@ -21,9 +22,9 @@ const { values } = parseArgs({
   args: rest,
   options: {
     count: { type: 'string' }, workers: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'boolean' },
-    'database-url': { type: 'string' }, concurrency: { type: 'string' }, margin: { type: 'string' },
+    'database-url': { type: 'string' }, dependency: { type: 'boolean' }, concurrency: { type: 'string' }, margin: { type: 'string' },
     rows: { type: 'string' }, batch: { type: 'string' }, clients: { type: 'string' }, seconds: { type: 'string' },
-    schedules: { type: 'string' },
+    schedules: { type: 'string' }, setup: { type: 'string' },
   },
 });
 const num = (v: string | undefined, def: number) => {
@@ -44,6 +45,7 @@ switch (cmd) {
     await fire({
       count: num(values.count, 1000), workers: num(values.workers, 0), repeat: num(values.repeat, 1), json, databaseUrl,
       concurrency: num(values.concurrency, 16), marginMs: num(values.margin, 3000), env: {},
+      setup: values.setup === 'sql' ? 'sql' : 'api',
     });
     break;
   }
@@ -54,7 +56,7 @@ switch (cmd) {
   }
   case 'api': {
     const { apiBench } = await import('./api.ts');
-    await apiBench({ clients: num(values.clients, 50), seconds: num(values.seconds, 10), json, databaseUrl });
+    await apiBench({ clients: num(values.clients, 50), seconds: num(values.seconds, 10), json, databaseUrl, dependency: values.dependency ?? false });
     break;
   }
   case 'schedules': {

@@ -156,8 +156,16 @@ export async function spawnReceiver(): Promise<Receiver> {
 }
 
 /** Runs the floor process (bench/floor.mjs): N POSTs at `instant` to `url`, no scheduler. */
-export async function runFloor(url: string, n: number, instant: number, prefix: string): Promise<{ sent: number; ok: number; errors: number }> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bench/floor.mjs'), url, String(n), String(instant), prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * The floors: `pooled` (bench/floor-pooled.mjs, the outside checks' floor: 128 warm keep-alive
+ * connections, what fire lag is judged against) and `per-connection` (bench/floor.mjs: node:http
+ * opening a connection per request in flight at the instant, the floor used before issue 14).
+ */
+export type FloorKind = 'pooled' | 'per-connection';
+
+export async function runFloor(url: string, n: number, instant: number, prefix: string, kind: FloorKind = 'pooled'): Promise<{ sent: number; ok: number; errors: number }> {
+  const program = kind === 'pooled' ? 'bench/floor-pooled.mjs' : 'bench/floor.mjs';
+  const child = spawn(process.execPath, [path.join(ROOT, program), url, String(n), String(instant), prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
   const { exited, output } = track(child);
   onCleanup(() => { child.kill('SIGKILL'); });
   const code = await exited;
@@ -172,7 +180,7 @@ export async function runFloor(url: string, n: number, instant: number, prefix: 
  * while the floor, which runs after it, always met a warm one.
  */
 export async function warmReceiver(receiverUrl: string, n: number): Promise<void> {
-  await runFloor(new URL('/warm', receiverUrl).toString(), n, Date.now() + 1000, 'warm-receiver');
+  await runFloor(new URL('/warm', receiverUrl).toString(), n, Date.now() + 1000, 'warm-receiver', 'per-connection');
 }
 
 export class Api {

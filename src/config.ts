@@ -24,6 +24,8 @@ export interface Config {
   /** How long a claimed deployment stays owned without a heartbeat before another process takes it. */
   leaseSeconds: number;
   warmUpCalls: number;
+  /** SHIPCLOCK_WEBHOOK_CONNECTIONS: keep-alive connections per webhook origin per process. */
+  webhookConnections: number;
   digitaloceanApiUrl: string;
   /** LOG_FORMAT: readable lines ('pretty') or one JSON object a line; unset: pretty on a terminal, JSON otherwise. */
   logFormat: 'json' | 'pretty';
@@ -180,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     prefetchMs: int(env, 'SHIPCLOCK_PREFETCH_MS', 1500, 0, 30_000),
     leaseSeconds: int(env, 'SHIPCLOCK_LEASE_SECONDS', 30, 5, 3600),
     warmUpCalls: int(env, 'SHIPCLOCK_WARM_UP_CALLS', 2000, 0, 10_000),
+    webhookConnections: int(env, 'SHIPCLOCK_WEBHOOK_CONNECTIONS', 128, 1, 4096),
     digitaloceanApiUrl: doUrl.replace(/\/+$/, ''),
     logFormat,
     publicUrl: pub,

@@ -3,6 +3,7 @@
  * → scheduler → HTTP. `shipclock serve` runs it all; `shipclock worker` runs the scheduler with
  * only /healthz, /readyz and /metrics on PORT.
  */
+import { configureWebhooks } from './providers/webhook.ts';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,6 +108,7 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   const listener = new Listener(databaseUrl, channels, (m) => log.info(m));
   await listener.start();
   const resolveTarget = makeTargetResolver(pool, box);
+  configureWebhooks({ connections: config.webhookConnections });
   const scheduler = new Scheduler({
     pool, listener, logger: log.child({ component: 'scheduler' }), workerId,
     prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds, warmUpCalls: config.warmUpCalls,

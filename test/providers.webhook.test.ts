@@ -1,7 +1,8 @@
 /**
  * Webhook-provider specifics beyond the conformance suite: prepare() opens the connection ahead
  * of the instant and the call then uses it (no handshake at the instant); a response body is read
- * only up to its bound; a prepare that cannot connect costs the call nothing.
+ * only up to its bound; a prepare that cannot connect costs the call nothing; connections to one
+ * origin are bounded (SHIPCLOCK_WEBHOOK_CONNECTIONS) and reused across deployments.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -10,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { freePort } from '../src/db/embedded.ts';
 import type { ProviderContext } from '../src/providers/types.ts';
-import { type WebhookTarget, webhookProvider } from '../src/providers/webhook.ts';
+import { configureWebhooks, type WebhookTarget, WEBHOOK_DEFAULT_CONNECTIONS, webhookProvider } from '../src/providers/webhook.ts';
 
 function ctx(target: Omit<WebhookTarget, 'type'>): ProviderContext<WebhookTarget> {
   return {
@@ -111,4 +112,22 @@ test('a connection opened for http:// is never used for https:// to the same hos
   const plain = await webhookProvider.start(ctx({ url: rx.url }));
   assert.equal(plain.kind, 'succeeded');
   assert.equal(rx.requests[0].socket, rx.connections[0].socket, 'the http call took the connection opened for it');
+});
+
+test('connections to one origin are bounded and reused: prepare stops at the cap, a burst queues for them', async () => {
+  configureWebhooks({ connections: 5 });
+  after(() => configureWebhooks({ connections: WEBHOOK_DEFAULT_CONNECTIONS }));
+  const rx = await receiver();
+  for (let i = 0; i < 20; i++) webhookProvider.prepare!({ type: 'webhook', url: rx.url });
+  await until(() => rx.connections.length === 5);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(rx.connections.length, 5, 'no more opened ahead than the cap');
+  const results = await Promise.all(Array.from({ length: 60 }, () => webhookProvider.start(ctx({ url: rx.url }))));
+  assert.deepEqual(new Set(results.map((r) => r.kind)), new Set(['succeeded']));
+  assert.equal(rx.requests.length, 60);
+  assert.equal(rx.connections.length, 5, 'the 60 calls shared the 5 connections');
+  // A later burst reuses the kept-alive connections, and prepare opens none beyond them.
+  for (let i = 0; i < 20; i++) webhookProvider.prepare!({ type: 'webhook', url: rx.url });
+  await Promise.all(Array.from({ length: 30 }, () => webhookProvider.start(ctx({ url: rx.url }))));
+  assert.equal(rx.connections.length, 5, 'connections are reused across deployments');
 });

@@ -13,10 +13,9 @@
  */
 import { createHmac } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import http from 'node:http';
-import https from 'node:https';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
+import { Agent, buildConnector } from 'undici';
 import type { Provider, ProviderContext, StepResult } from './types.ts';
 
 export interface WebhookTarget {
@@ -86,31 +85,63 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 /** How much of it is kept for the deployment's log. */
 const LOG_EXCERPT_CHARS = 500;
 
-/**
- * Connections opened ahead of the instant (prepare()), by "scheme//host:port", until a call takes
- * them: a plain one is never handed to an https call, nor a TLS one to an http call.
- */
-const ready = new Map<string, Socket[]>();
-/** At most this many connections are opened ahead per host:port (a burst opens the rest at the instant). */
-const MAX_READY_PER_ORIGIN = 1000;
+/** Connections per origin (scheme, host, port) per process unless configureWebhooks says otherwise. */
+export const WEBHOOK_DEFAULT_CONNECTIONS = 128;
 /** A connection opened ahead and not taken within this long is closed. */
 const READY_IDLE_MS = 10_000;
 
 type Scheme = 'http:' | 'https:';
 
-function readyKey(scheme: Scheme, host: string, port: number | string): string {
-  return `${scheme}//${host}:${port}`;
+function originKey(scheme: string, host: string, port: number | string): string {
+  const p = String(port || (scheme === 'https:' ? 443 : 80));
+  return `${scheme}//${host.replace(/^\[|\]$/g, '')}:${p}`;
 }
 
-function takeReady(scheme: Scheme, options: { host?: string | null; hostname?: string | null; port?: number | string | null }): Socket | undefined {
-  const key = readyKey(scheme, String(options.host ?? options.hostname ?? ''), String(options.port ?? ''));
-  const list = ready.get(key);
-  while (list?.length) {
-    const socket = list.pop()!;
+/**
+ * One bounded keep-alive pool per origin, shared by every webhook call of the process: at most
+ * `connections` sockets to one receiver, reused across deployments; calls beyond that wait for a
+ * free one (in undici's queue) instead of opening a socket each. 10,000 webhooks to one receiver
+ * are then 128 connections, not 10,000 (issue 14: the receiver and the kernel paid for every
+ * extra socket, docs/decisions/0010).
+ *
+ * Every socket a pool uses comes through `connect` below, which hands out a connection opened
+ * ahead by prepare() when there is a live one for that origin (a plain one never for https, a TLS
+ * one never for http: the key holds the scheme), and otherwise opens one as undici would.
+ */
+interface OriginState {
+  /** Connected sockets opened ahead, not yet taken by the pool. */
+  ready: Socket[];
+  /** Sockets the pool holds (taken from ready or opened by it), until they close. */
+  live: number;
+  /** Sockets being opened ahead (not connected yet). */
+  opening: number;
+}
+const origins = new Map<string, OriginState>();
+/** The 'close' listener that removes a socket opened ahead from its ready list, by socket. */
+const forgetters = new WeakMap<Socket, () => void>();
+let maxConnections = WEBHOOK_DEFAULT_CONNECTIONS;
+const freshConnect = buildConnector({ timeout: 10_000 });
+
+function originState(key: string): OriginState {
+  let o = origins.get(key);
+  if (!o) origins.set(key, (o = { ready: [], live: 0, opening: 0 }));
+  return o;
+}
+
+function track(o: OriginState, socket: Socket): void {
+  o.live++;
+  socket.once('close', () => { o.live--; });
+}
+
+function takeReady(o: OriginState): Socket | undefined {
+  while (o.ready.length) {
+    const socket = o.ready.pop()!;
     // One the server has closed (or begun to) is not used: the call would meet a reset.
     if (!socket.destroyed && !socket.readableEnded && !socket.writableEnded) {
       socket.setTimeout(0);
       socket.removeAllListeners('timeout');
+      const forget = forgetters.get(socket);
+      if (forget) socket.off('close', forget);
       socket.ref();
       return socket;
     }
@@ -118,34 +149,54 @@ function takeReady(scheme: Scheme, options: { host?: string | null; hostname?: s
   return undefined;
 }
 
-/** Node's agents with one change: a new connection is one opened ahead when there is one. */
-class PreparedHttpAgent extends http.Agent {
-  override createConnection(options: Parameters<http.Agent['createConnection']>[0], cb?: Parameters<http.Agent['createConnection']>[1]) {
-    return takeReady('http:', options as Parameters<typeof takeReady>[1]) ?? super.createConnection(options, cb);
+const connect: buildConnector.connector = (options, callback) => {
+  const o = originState(originKey(options.protocol, options.hostname, options.port));
+  const socket = takeReady(o);
+  if (socket) {
+    track(o, socket);
+    // Never synchronously: undici's client is still inside its connect call, and a callback
+    // made there leaves the request unsent for ever.
+    return process.nextTick(callback, null, socket);
   }
-}
-class PreparedHttpsAgent extends https.Agent {
-  override createConnection(options: Parameters<http.Agent['createConnection']>[0], cb?: Parameters<http.Agent['createConnection']>[1]) {
-    return takeReady('https:', options as Parameters<typeof takeReady>[1]) ?? super.createConnection(options, cb);
-  }
-}
-
-/**
- * Keep-alive connection pools, one per scheme, shared by every webhook call of the process. An
- * idle connection is closed a second before the server's Keep-Alive timeout hint, so a call
- * rarely meets a connection the server is closing (if it does, that is a network error: retried).
- * node:http rather than fetch: in a burst of 1,000 calls it takes about 40 % of fetch's CPU and
- * half its memory (docs/decisions/0002).
- */
-const agents = {
-  'http:': new PreparedHttpAgent({ keepAlive: true }),
-  'https:': new PreparedHttpsAgent({ keepAlive: true }),
+  freshConnect(options, (...args) => {
+    if (args[1]) track(o, args[1]);
+    callback(...args);
+  });
 };
 
+function makeAgent(connections: number): Agent {
+  return new Agent({
+    connections,
+    connect,
+    // Idle connections live a while between bursts; undici closes one a little before the
+    // server's own Keep-Alive timeout hint, so a call rarely meets a connection being closed
+    // (if it does, that is a network error: retried).
+    keepAliveTimeout: 10_000,
+    keepAliveMaxTimeout: 60_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
+}
+let agent = makeAgent(maxConnections);
+
 /**
- * Opens one connection (TCP, and TLS for https) to the webhook's host, for the call that will be
- * made at the instant. Nothing is sent on it until then; unused, it closes after READY_IDLE_MS.
- * A call to a receiver across a network then skips its handshakes (one to three round trips).
+ * Sets the per-origin connection cap (SHIPCLOCK_WEBHOOK_CONNECTIONS, default 128). Called once at
+ * start, before any call; the previous pool's connections are closed.
+ */
+export function configureWebhooks(opts: { connections: number }): void {
+  if (opts.connections === maxConnections) return;
+  maxConnections = opts.connections;
+  const old = agent;
+  agent = makeAgent(maxConnections);
+  void old.close().catch(() => {});
+}
+
+/**
+ * Opens one connection (TCP, and TLS for https) to the webhook's origin ahead of the instant, as
+ * long as the origin's pool plus what is already opened ahead stays under the cap: a burst of N
+ * calls to one receiver opens min(N, cap) connections before its instant and none at it. Nothing
+ * is sent on them until then; unused, one closes after READY_IDLE_MS. A call across a network
+ * then skips its handshakes (one to three round trips).
  */
 function prepare(target: WebhookTarget): void {
   let url: URL;
@@ -157,25 +208,33 @@ function prepare(target: WebhookTarget): void {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  const key = readyKey(url.protocol, host, port);
-  const list = ready.get(key) ?? [];
-  if (list.length >= MAX_READY_PER_ORIGIN) return;
-  ready.set(key, list);
-  const socket = url.protocol === 'https:'
-    ? tls.connect({ host, port: Number(port), servername: net.isIP(host) ? undefined : host })
+  const o = originState(originKey(url.protocol, host, port));
+  if (o.live + o.ready.length + o.opening >= maxConnections) return;
+  o.opening++;
+  const tlsCall = url.protocol === 'https:';
+  const socket = tlsCall
+    ? tls.connect({ host, port: Number(port), servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'] })
     : net.connect({ host, port: Number(port) });
-  const forget = () => {
-    const i = list.indexOf(socket);
-    if (i >= 0) list.splice(i, 1);
-    if (!list.length && ready.get(key) === list) ready.delete(key);
-  };
+  let counted = true;
+  const settle = () => { if (counted) { counted = false; o.opening--; } };
+  // Handed to the pool only once connected (and for TLS, verified): undici gets what its own
+  // connector would give it.
+  socket.once(tlsCall ? 'secureConnect' : 'connect', () => {
+    settle();
+    if (!socket.destroyed) o.ready.push(socket);
+  });
   // A connection that fails or is closed before a call takes it is simply not used.
   socket.on('error', () => {});
+  const forget = () => {
+    settle();
+    const i = o.ready.indexOf(socket);
+    if (i >= 0) o.ready.splice(i, 1);
+  };
+  forgetters.set(socket, forget);
   socket.once('close', forget);
   socket.setTimeout(READY_IDLE_MS, () => socket.destroy());
   // Waiting for a call does not keep the process alive; a call refs it again.
   socket.unref();
-  list.push(socket);
 }
 
 interface Answer {
@@ -186,38 +245,36 @@ interface Answer {
 
 type Sent = { ok: true; answer: Answer } | { ok: false; error: string; permanent?: boolean };
 
-function send(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, timeoutMs: number): Promise<Sent> {
-  const client = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : null;
-  if (!client) return Promise.resolve({ ok: false, permanent: true, error: `webhook URL scheme ${url.protocol} is not http or https` });
-  return new Promise<Sent>((resolve) => {
-    const fail = (err: Error & { code?: string }) => {
-      const timedOut = signal.aborted && (signal.reason as Error | undefined)?.name === 'TimeoutError';
-      resolve({ ok: false, error: timedOut ? `no response within ${timeoutMs / 1000} s` : (err.code ?? err.message) });
-    };
-    const req = client.request(url, {
-      method: 'POST', agent: agents[url.protocol as 'http:' | 'https:'], signal,
-      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
+async function send(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, timeoutMs: number): Promise<Sent> {
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, permanent: true, error: `webhook URL scheme ${url.protocol} is not http or https` };
+  try {
+    const res = await agent.request({
+      origin: url.origin, path: url.pathname + url.search, method: 'POST', signal,
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, body,
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
         if (size < MAX_RESPONSE_BYTES) chunks.push(chunk);
         size += chunk.length;
-        // A receiver that streams without end is not read without end.
-        if (size > MAX_RESPONSE_BYTES) res.destroy();
-      });
-      const done = () => resolve({
-        ok: true,
-        answer: { status: res.statusCode ?? 0, retryAfter: (res.headers['retry-after'] as string | undefined) ?? null, text: Buffer.concat(chunks).toString('utf8', 0, Math.min(size, MAX_RESPONSE_BYTES)) },
-      });
-      res.on('end', done);
-      // The status is in: a body cut short (destroyed above, or the connection dropped) still answers.
-      res.on('close', done);
-      res.on('error', () => {});
-    });
-    req.on('error', fail);
-    req.end(body);
-  });
+        // A receiver that streams without end is not read without end: leaving the loop
+        // destroys the body, and undici closes that connection instead of reusing it.
+        if (size > MAX_RESPONSE_BYTES) break;
+      }
+    } catch {
+      // The status is in: a body cut short (the connection dropped) still answers.
+    }
+    const ra = res.headers['retry-after'];
+    return {
+      ok: true,
+      answer: { status: res.statusCode, retryAfter: (Array.isArray(ra) ? ra[0] : ra) ?? null, text: Buffer.concat(chunks).toString('utf8', 0, Math.min(size, MAX_RESPONSE_BYTES)) },
+    };
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const timedOut = signal.aborted && (signal.reason as Error | undefined)?.name === 'TimeoutError';
+    return { ok: false, error: timedOut ? `no response within ${timeoutMs / 1000} s` : (err.code ?? err.message) };
+  }
 }
 
 async function post(ctx: ProviderContext<WebhookTarget>): Promise<StepResult> {
