@@ -17,6 +17,7 @@ import { createLogger } from '../src/observability/logger.ts';
 import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { addMember } from './helpers/accounts.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
 import { type Proc, spawnShipclock } from './helpers/processes.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
@@ -124,6 +125,17 @@ describe('rollback through the scheduler', () => {
     assert.match(shown, /^rollback: +succeeded$/m);
     assert.ok(shown.includes(`ecs_deployment_id=${primary.id}`), shown);
     assert.ok(!JSON.stringify(end).includes(AWS_KEY.secret_access_key));
+  });
+
+  it('on_failure is validated, shown, and changed with PATCH', async () => {
+    const bad = await s.api('POST', '/v1/apps', { name: 'bad-on-failure', target: { type: 'webhook', url: hook.url }, on_failure: 'undo' }, s.adminToken);
+    assert.ok(bad.status === 400 || bad.status === 422, JSON.stringify(bad.body));
+    assert.match(JSON.stringify(bad.body.error), /on_failure/);
+    const id = await app({ type: 'webhook', url: hook.url }, {});
+    const p = await s.api('PATCH', `/v1/apps/${id}`, { on_failure: 'rollback' }, s.adminToken);
+    assert.equal(p.status, 200, JSON.stringify(p.body));
+    assert.equal(p.body.on_failure, 'rollback');
+    assert.equal((await s.api('GET', `/v1/apps/${id}`, undefined, s.adminToken)).body.on_failure, 'rollback');
   });
 
   it('ECS with on_failure "none" (the default): no rollback', async () => {
@@ -248,6 +260,10 @@ describe('rollback through the scheduler', () => {
     const done = await final((await schedule(a.id)).id);
     assert.equal(done.state, 'succeeded');
     assert.equal(done.rollback, null);
+    const me = await s.api('GET', '/v1/me', undefined, s.adminToken);
+    const viewer = await addMember(s, me.body.team.id, 'rb-viewer@example.com', 'viewer-password-1', 'viewer');
+    const forbidden = await s.api('POST', `/v1/scheduled_deployments/${done.id}/rollback`, undefined, viewer.token);
+    assert.equal(forbidden.status, 403);
     const r = await s.api('POST', `/v1/scheduled_deployments/${done.id}/rollback`, undefined, s.adminToken);
     assert.equal(r.status, 202, JSON.stringify(r.body));
     assert.equal(r.body.result.state, 'succeeded');
