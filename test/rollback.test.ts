@@ -242,6 +242,8 @@ describe('rollback through the scheduler', () => {
     const q = await s.db.pool.query(`SELECT event, payload FROM notification_deliveries WHERE deployment_id = $1`, [d.id]);
     assert.deepEqual(q.rows.map((r) => r.event), ['rollback_failed']);
     assert.equal(q.rows[0].payload.rollback.state, 'failed');
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    assert.match(metrics, /shipclock_rollbacks_finished_total\{state="failed"\} [1-9]/);
     await s.api('DELETE', `/v1/notifications/${sub.body.id}`, undefined, s.adminToken);
     hook.respondWith(200);
   });

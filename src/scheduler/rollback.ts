@@ -13,7 +13,7 @@ import { backoffSeconds } from '../core/retry.ts';
 import { inTransaction } from '../db/pool.ts';
 import { deferRollback, markRollbackAttempt, type RollbackFinish } from '../db/sql/rollbacks.ts';
 import { insertEvents } from '../db/sql/events.ts';
-import { providerCallDuration } from '../observability/metrics.ts';
+import { providerCallDuration, rollbacksFinished } from '../observability/metrics.ts';
 import { providerFor } from '../providers/index.ts';
 import { NOT_POSSIBLE_REF_KEY, type Provider, type ProviderContext, type ProviderRef, type StepResult } from '../providers/types.ts';
 import { endRollbacks } from '../services/transitions.ts';
@@ -152,7 +152,8 @@ export class Rollbacks {
     const { pool } = this.run.o;
     for (let attempt = 0; ; attempt++) {
       try {
-        await inTransaction(pool, (c) => endRollbacks(c, [{ finish, message }]));
+        const ended = await inTransaction(pool, (c) => endRollbacks(c, [{ finish, message }]));
+        for (const r of ended) rollbacksFinished.inc({ state: r.state });
         break;
       } catch (err) {
         // The database is away: keep trying while the lease holds; past it, another process redoes the step.
