@@ -26,7 +26,9 @@ ALTER TABLE deployments
 -- "Is a rollback of this app in progress?" (it blocks the app's next deployment, as a running one does).
 CREATE INDEX deployments_app_rollback_idx ON deployments (app_id) WHERE rollback_state IN ('pending', 'running');
 
--- A rollback that fails (or cannot be made) is an event a team can be told about.
+-- A rollback that fails (or cannot be made) is an event a team can be told about. The list keeps
+-- every event earlier migrations allow (006 added the approval events).
 ALTER TABLE notification_subscriptions DROP CONSTRAINT notification_subscriptions_events_check;
 ALTER TABLE notification_subscriptions ADD CONSTRAINT notification_subscriptions_events_check
-  CHECK (cardinality(events) > 0 AND events <@ ARRAY['failed', 'missed', 'skipped', 'succeeded', 'rollback_failed', 'rollback_succeeded']);
+  CHECK (cardinality(events) > 0 AND events <@ ARRAY['failed', 'missed', 'skipped', 'succeeded', 'approval_requested', 'approved',
+                                                      'rejected', 'rollback_failed', 'rollback_succeeded']);
