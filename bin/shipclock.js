@@ -2,7 +2,8 @@
 // The one executable. It runs the bundle that `npm run build:server` (part of `prepare`, so of
 // `npm ci`) writes to dist/server/main.js when that bundle is newer than every source file under
 // src/ (web UI excluded); otherwise, e.g. right after an edit, it runs the TypeScript sources
-// through tsx. SHIPCLOCK_FROM_SOURCE=1 always runs the sources.
+// through tsx. SHIPCLOCK_FROM_SOURCE=1 always runs the sources. An installed package (npm pack,
+// `npx shipclock`, the container image) holds no TypeScript sources: it always runs the bundle.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,7 @@ function newestSource(dir) {
 }
 
 function bundleIsFresh() {
+  if (!fs.existsSync(path.join(root, 'src/cli/main.ts'))) return true;
   if (process.env.SHIPCLOCK_FROM_SOURCE === '1') return false;
   try {
     return fs.statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'));

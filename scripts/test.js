@@ -30,6 +30,9 @@ if (!files.length) {
   process.exit(2);
 }
 
+// Printed first, so that a CI log with several runs (.ci/run: the machine's Node, then Node 24) says which is which.
+console.log(`# node ${process.version}`);
+
 let embedded;
 const env = { ...process.env };
 if (!env.TEST_DATABASE_URL) {

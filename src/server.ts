@@ -16,10 +16,13 @@ import { migrate } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { DUE_CHANNEL, EVENTS_CHANNEL } from './db/sql/events.ts';
 import { startNotifier } from './notifications/notifier.ts';
+import { ReminderRunner } from './notifications/reminders.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { setMetricsPool } from './observability/metrics.ts';
+import { secretsOf } from './providers/redact.ts';
 import type { Credentials } from './providers/types.ts';
-import { GATES_CHANNEL } from './scheduler/gates.ts';
+import { GATES_CHANNEL, registerGate } from './scheduler/gates.ts';
+import { approvalGate } from './services/approvals.ts';
 import { OccurrenceMaterializer } from './scheduler/occurrences.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { SecretBox } from './secrets/box.ts';
@@ -67,6 +70,8 @@ export function makeTargetResolver(pool: Pool, box: SecretBox): TargetResolver {
     if (typeof target.credentials === 'string') {
       credentials = await loadCredentials(pool, box, row.team_id, target.credentials);
       for (const [k, v] of Object.entries(credentials)) if (k !== 'provider' && typeof v === 'string') secrets.push(v);
+      // The secrets inside a kubeconfig document (its tokens and client keys) too.
+      secrets.push(...secretsOf(credentials).filter((v) => !secrets.includes(v)));
     }
     return { target, credentials, secrets };
   };
@@ -109,6 +114,9 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   await listener.start();
   const resolveTarget = makeTargetResolver(pool, box);
   configureWebhooks({ connections: config.webhookConnections });
+  // Fire gates, asked in this order: a freeze (which holds a row, asked again when released) goes
+  // before a missing approval (which ends it skipped). registerGate ignores a second registration.
+  registerGate(approvalGate);
   const scheduler = new Scheduler({
     pool, listener, logger: log.child({ component: 'scheduler' }), workerId,
     prefetchMs: config.prefetchMs, pollIntervalMs: config.pollIntervalMs, leaseSeconds: config.leaseSeconds, warmUpCalls: config.warmUpCalls,
@@ -130,6 +138,11 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
   });
   materializer.start();
   const notifier = startNotifier({ pool, logger: log, box });
+  // Reminders are timed in every process; one of them queues each (decision 0012).
+  const reminders = new ReminderRunner({
+    pool, logger: log, box, publicUrl: config.publicUrl, pollIntervalMs: Math.min(config.pollIntervalMs, 1000), onQueued: () => notifier.wake(),
+  });
+  reminders.start();
   setMetricsPool(pool);
   log.info({ url: address, role, worker_id: workerId }, 'shipclock is running');
 
@@ -141,6 +154,7 @@ export async function startShipclock(role: Role, env: NodeJS.ProcessEnv = proces
       stopping ??= (async () => {
         await materializer.stop();
         await scheduler.stop();
+        await reminders.stop();
         await notifier.stop();
         await api.close().catch(() => {});
         await listener.stop();

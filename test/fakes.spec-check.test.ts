@@ -8,6 +8,14 @@
  * - DigitalOcean: every answer is validated with ajv against the dereferenced OpenAPI schema of
  *   its operation and status (plus a walk that rejects members the schema does not declare), and
  *   the declared rate-limit headers must be present and well-typed.
+ * - GitHub: the same, against the subset of GitHub's REST OpenAPI description the provider uses
+ *   (fixtures/specs/github); errors the operation does not list must be GitHub's `basic-error`, and
+ *   every answer carries integer x-ratelimit-* headers. The provider's requests are checked too:
+ *   the dispatch body against its requestBody schema, query parameters against the declared ones.
+ * - Kubernetes: every answer is validated with ajv against the apps/v1 OpenAPI v3 document — a 200
+ *   against its operation's schema, an error against meta/v1 Status (the document declares no error
+ *   bodies) — with the same walk for undeclared members; every patch the provider sent names only
+ *   members of the workload's schema.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,11 +29,18 @@ import { digitaloceanProvider } from '../src/providers/digitalocean.ts';
 import type { ProviderContext, StepResult } from '../src/providers/types.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
 import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
+import { githubActionsProvider } from '../src/providers/github-actions.ts';
+import { BARE_WORKFLOW, FULL_WORKFLOW, startGithubFake, type GhRecordedResponse, type GithubFake } from './fakes/github-fake.ts';
+import { kubernetesProvider, type KubernetesTarget } from '../src/providers/kubernetes.ts';
+import { startKubernetesFake, type KubernetesFake } from './fakes/kubernetes-fake.ts';
 
 // A copy of ../shared/specs (see its README for provenance), so a clone tests on its own.
 const SPECS = process.env.SHIPCLOCK_SPECS_DIR ?? path.resolve(import.meta.dirname, 'fixtures/specs');
 const ECS_MODEL = path.join(SPECS, 'aws-ecs.smithy.json');
 const DO_ROOT = path.join(SPECS, 'digitalocean/apps-deployments.openapi.yaml');
+// Derived here (not in shared/specs): always the repository's copy.
+const GH_ROOT = path.resolve(import.meta.dirname, 'fixtures/specs/github/api.github.com.actions-subset.json');
+const K8S_APPS = path.join(SPECS, 'kubernetes/apps-v1.openapi.json');
 
 // ---------------------------------------------------------------------------------------------
 // Smithy checker
@@ -467,5 +482,261 @@ describe('DigitalOcean fake vs the OpenAPI document', () => {
       assert.deepEqual(undeclared(rbSchema, r.body, 'rollback'), []);
       assert.equal(r.body?.skip_pin, true, 'the app is not left pinned to the rollback');
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// GitHub
+// ---------------------------------------------------------------------------------------------
+
+const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-ratelimit-used'];
+
+function checkGhResponse(api: any, ajv: Ajv, r: GhRecordedResponse): string[] {
+  const errs: string[] = [];
+  const at = `${r.method} ${r.route} ${r.status}`;
+  const op = api.paths[r.route]?.[r.method.toLowerCase()];
+  if (!op) return [`${r.method} ${r.route}: no such operation in the OpenAPI document`];
+  for (const h of RATE_LIMIT_HEADERS) {
+    if (!/^\d+$/.test(r.headers[h] ?? '')) errs.push(`${at}: header ${h}=${r.headers[h]} is not an integer`);
+  }
+  const res = op.responses[String(r.status)];
+  let schema: Schema | undefined;
+  if (res) {
+    schema = res.content?.['application/json']?.schema;
+    if (!schema) {
+      if (r.body !== undefined) errs.push(`${at}: the operation declares no body, the fake sent one`);
+      return errs;
+    }
+  } else if (r.status >= 400) {
+    // Errors an operation does not list (401, rate limits, 5xx) come in GitHub's general error shape.
+    schema = api.components.schemas['basic-error'];
+  } else {
+    return [`${at}: status ${r.status} is not declared`];
+  }
+  if (r.body === undefined) return [...errs, `${at}: no body`];
+  if (!String(r.headers['content-type'] ?? '').startsWith('application/json')) errs.push(`${at}: content-type ${r.headers['content-type']}`);
+  const validate = ajv.compile(schema!);
+  if (!validate(r.body)) {
+    for (const e of validate.errors ?? []) errs.push(`${at}: ${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`);
+  }
+  undeclared(schema, r.body, at, errs);
+  return errs;
+}
+
+describe('GitHub fake vs the REST OpenAPI description', () => {
+  let fake: GithubFake;
+  let api: any;
+  let ajv: Ajv;
+  const saved = process.env.SHIPCLOCK_GITHUB_RUN_LIST_LAG_SECONDS;
+
+  before(async () => {
+    api = await SwaggerParser.dereference(GH_ROOT);
+    ajv = newAjv();
+    fake = await startGithubFake();
+    process.env.SHIPCLOCK_GITHUB_RUN_LIST_LAG_SECONDS = '0';
+  });
+  after(async () => {
+    if (saved === undefined) delete process.env.SHIPCLOCK_GITHUB_RUN_LIST_LAG_SECONDS;
+    else process.env.SHIPCLOCK_GITHUB_RUN_LIST_LAG_SECONDS = saved;
+    await fake.close();
+  });
+
+  test('the checker itself catches drift (extra member, missing required member, undeclared body, missing header)', () => {
+    const headers = Object.fromEntries([...RATE_LIMIT_HEADERS.map((h) => [h, '1']), ['content-type', 'application/json']]);
+    const ok = { method: 'POST', route: '/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches', status: 200, headers, body: { workflow_run_id: 1, run_url: 'https://api.github.com/x', html_url: 'https://github.com/x' } };
+    assert.deepEqual(checkGhResponse(api, ajv, ok), []);
+    const errs = checkGhResponse(api, ajv, { ...ok, body: { run_id: 1, run_url: 'https://api.github.com/x', html_url: 'https://github.com/x' } });
+    assert.ok(errs.some((e) => e.includes("must have required property 'workflow_run_id'")), errs.join('\n'));
+    assert.ok(errs.some((e) => e.includes('.run_id: not declared')), errs.join('\n'));
+    const e204 = checkGhResponse(api, ajv, { ...ok, status: 204, headers: { 'content-type': 'application/json' }, body: {} });
+    assert.ok(e204.some((e) => e.includes('declares no body')), e204.join('\n'));
+    assert.ok(e204.some((e) => e.includes('header x-ratelimit-reset')), e204.join('\n'));
+    const e403 = checkGhResponse(api, ajv, { ...ok, status: 403, body: { error: 'rate limited' } });
+    assert.ok(e403.some((e) => e.includes('.error: not declared')), e403.join('\n'));
+  });
+
+  test('every answer the fake gave across the provider scenarios matches the OpenAPI schemas', async () => {
+    const creds = { provider: 'github' as const, token: fake.token, api_url: fake.url };
+    fake.addWorkflow('acme/web', 'deploy.yml', FULL_WORKFLOW);
+    fake.addWorkflow('acme/bare', 'ship.yml', BARE_WORKFLOW);
+    const target = { type: 'github_actions' as const, repository: 'acme/web', workflow: 'deploy.yml', ref: 'main', poll_interval_seconds: 1 };
+    const bare = { ...target, repository: 'acme/bare', workflow: 'ship.yml' };
+    const ctx = (t: typeof target) => ({ ...ctxFor(t, creds), deployment: { ...ctxFor(t, creds).deployment, id: `spec-${Math.random().toString(36).slice(2)}` } });
+    assert.equal((await drive(githubActionsProvider, ctx(target))).kind, 'succeeded');
+    fake.failNextRun('Push image');
+    assert.equal((await drive(githubActionsProvider, ctx(target))).kind, 'failed');
+    // cancel a running run (202), then again once it completed (409)
+    const started = await githubActionsProvider.start(ctx(target));
+    assert.equal(started.kind, 'follow');
+    await githubActionsProvider.cancel!({ ...ctx(target), ref: (started as any).ref });
+    const cancelled = await githubActionsProvider.poll!({ ...ctx(target), ref: (started as any).ref });
+    assert.ok(cancelled.kind === 'failed' && /was cancelled/.test(cancelled.error), JSON.stringify(cancelled));
+    await githubActionsProvider.cancel!({ ...ctx(target), ref: (started as any).ref });
+    // a server before return_run_details (204, then the runs list), and one that refuses it (422)
+    fake.legacyDispatch = true;
+    assert.equal((await drive(githubActionsProvider, ctx(bare))).kind, 'succeeded');
+    fake.legacyDispatch = false;
+    fake.rejectRunDetails = true;
+    assert.equal((await drive(githubActionsProvider, ctx(target))).kind, 'succeeded');
+    fake.rejectRunDetails = false;
+    // recover() lists runs; rollback dispatches action: rollback
+    await githubActionsProvider.recover!(ctx(target));
+    assert.equal((await githubActionsProvider.rollback!(ctx(target))).kind, 'follow');
+    for (const err of [{ kind: 'rate_limit' }, { kind: 'secondary_rate_limit', status: 403, retryAfter: 2 }, { kind: 'secondary_rate_limit', status: 429, retryAfter: 2 },
+      { kind: 'status', status: 500 }, { kind: 'status', status: 503 }, { kind: 'status', status: 403 }, { kind: 'status', status: 404 }] as const) {
+      fake.injectErrors(err as any, 1);
+      await githubActionsProvider.start(ctx(target));
+    }
+    await githubActionsProvider.start(ctxFor(target, { ...creds, token: 'wrong' }));
+    await githubActionsProvider.start(ctx({ ...target, repository: 'acme/none' }));
+    await githubActionsProvider.start(ctx({ ...target, ref: 'nope' }));
+
+    const seen = new Set(fake.responses.map((r) => `${r.method} ${r.route} ${r.status}`));
+    for (const want of ['POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches 200', 'POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches 204',
+      'POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches 422', 'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id} 200',
+      'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs 200', 'GET /repos/{owner}/{repo}/actions/runs/{run_id} 200',
+      'GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs 200', 'GET /repos/{owner}/{repo}/contents/{path} 200', 'GET /repos/{owner}/{repo}/contents/{path} 404',
+      'POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel 202', 'POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel 409',
+      'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id} 401', 'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id} 403',
+      'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id} 404', 'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id} 429',
+      'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id} 500', 'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id} 503']) {
+      assert.ok(seen.has(want), `scenario missing: ${want}\nseen: ${[...seen].join('\n')}`);
+    }
+    const conclusions = new Set(fake.responses.map((r: any) => r.body?.conclusion).filter(Boolean));
+    for (const c of ['success', 'failure', 'cancelled']) assert.ok(conclusions.has(c), `no ${c} seen`);
+    assert.ok(fake.responses.some((r) => r.status === 403 && r.headers['x-ratelimit-remaining'] === '0'));
+    assert.ok(fake.responses.some((r) => r.status === 429 && r.headers['retry-after'] === '2'));
+
+    const problems = fake.responses.flatMap((r) => checkGhResponse(api, ajv, r));
+    assert.deepEqual(problems, []);
+  });
+
+  test('the provider sends bodies and query parameters its operations accept', () => {
+    const dispatchOp = api.paths['/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches'].post;
+    const schema = dispatchOp.requestBody.content['application/json'].schema;
+    const validate = ajv.compile(schema);
+    const dispatches = fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/dispatches'));
+    assert.ok(dispatches.length > 0);
+    for (const r of dispatches) {
+      assert.ok(validate(r.body), JSON.stringify(validate.errors));
+      assert.deepEqual(undeclared(schema, r.body, 'dispatch'), []);
+      for (const v of Object.values(r.body?.inputs ?? {})) assert.equal(typeof v, 'string', 'inputs are strings');
+    }
+    const routes: [RegExp, string][] = [
+      [/\/actions\/workflows\/[^/]+\/runs$/, '/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs'],
+      [/\/actions\/runs\/\d+\/jobs$/, '/repos/{owner}/{repo}/actions/runs/{run_id}/jobs'],
+      [/\/contents\//, '/repos/{owner}/{repo}/contents/{path}'],
+    ];
+    for (const r of fake.requests.filter((x) => x.method === 'GET')) {
+      const u = new URL(r.path, 'http://x');
+      const route = routes.find(([re]) => re.test(u.pathname))?.[1];
+      if (!route) continue;
+      const declared = new Set((api.paths[route].get.parameters ?? []).filter((p: any) => p.in === 'query').map((p: any) => p.name));
+      for (const k of u.searchParams.keys()) assert.ok(declared.has(k), `${route}: query parameter ${k} is not declared (${[...declared].join(', ')})`);
+    }
+    assert.ok(fake.requests.every((r) => r.headers['x-github-api-version'] === '2022-11-28'), 'every request names the API version');
+  });
+});
+
+const STATUS_SCHEMA = 'io.k8s.apimachinery.pkg.apis.meta.v1.Status';
+const K8S_KINDS = { deployments: 'io.k8s.api.apps.v1.Deployment', statefulsets: 'io.k8s.api.apps.v1.StatefulSet', daemonsets: 'io.k8s.api.apps.v1.DaemonSet' } as const;
+
+function checkKubeResponse(api: any, ajv: Ajv, r: { method: string; route: string; status: number; headers: Record<string, string>; body: unknown }): string[] {
+  const op = api.paths[r.route]?.[r.method.toLowerCase()];
+  if (!op) return [`${r.method} ${r.route}: no such operation in the OpenAPI document`];
+  if (!String(r.headers['content-type'] ?? '').startsWith('application/json')) return [`${r.route} ${r.status}: content-type ${r.headers['content-type']}`];
+  let schema: Schema;
+  if (r.status >= 200 && r.status < 300) {
+    schema = op.responses[String(r.status)]?.content?.['application/json']?.schema;
+    if (!schema) return [`${r.method} ${r.route}: status ${r.status} is not declared`];
+  } else {
+    if (r.status === 401 && !op.responses['401']) return [`${r.method} ${r.route}: 401 is not declared`];
+    schema = api.components.schemas[STATUS_SCHEMA];
+  }
+  const errs: string[] = [];
+  const validate = ajv.compile(schema);
+  if (!validate(r.body)) {
+    for (const e of validate.errors ?? []) errs.push(`${r.method} ${r.route} ${r.status}: ${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`);
+  }
+  undeclared(schema, r.body, `${r.method} ${r.route} ${r.status}`, errs);
+  const body = r.body as Record<string, any>;
+  if (r.status >= 400 && (body.kind !== 'Status' || body.status !== 'Failure' || body.code !== r.status)) errs.push(`${r.route} ${r.status}: not a Failure Status with code ${r.status}`);
+  return errs;
+}
+
+describe('Kubernetes fake vs the apps/v1 OpenAPI v3 document', () => {
+  let fake: KubernetesFake;
+  let api: any;
+  let ajv: Ajv;
+
+  before(async () => {
+    api = await SwaggerParser.dereference(K8S_APPS);
+    ajv = newAjv();
+    for (const f of ['int-or-string', 'byte', 'double']) ajv.addFormat(f, true);
+    fake = await startKubernetesFake();
+  });
+  after(() => fake.close());
+
+  const creds = () => ({ provider: 'kubernetes' as const, kubeconfig: fake.kubeconfig() });
+  const target = (t: Partial<KubernetesTarget> & { name: string }): KubernetesTarget => ({ type: 'kubernetes', namespace: 'spec', ...t });
+
+  test('the checker itself catches drift (extra member, wrong type, a non-Status error body)', () => {
+    const base = { method: 'GET', route: '/apis/apps/v1/namespaces/{namespace}/deployments/{name}', status: 200, headers: { 'content-type': 'application/json' } };
+    const ok = { kind: 'Deployment', apiVersion: 'apps/v1', metadata: { name: 'a', generation: 2 }, spec: { selector: {}, template: {} }, status: { observedGeneration: 2 } };
+    assert.deepEqual(checkKubeResponse(api, ajv, { ...base, body: ok }), []);
+    const errs = checkKubeResponse(api, ajv, { ...base, body: { ...ok, status: { observedGeneration: 'two', rolloutPhase: 'done' } } });
+    assert.ok(errs.some((e) => e.includes('/status/observedGeneration must be integer')), errs.join('\n'));
+    assert.ok(errs.some((e) => e.includes('.status.rolloutPhase: not declared')), errs.join('\n'));
+    const e2 = checkKubeResponse(api, ajv, { ...base, status: 404, body: { error: 'not found' } });
+    assert.ok(e2.some((e) => e.includes('.error: not declared')), e2.join('\n'));
+    assert.ok(e2.some((e) => e.includes('not a Failure Status')), e2.join('\n'));
+  });
+
+  test('every answer the fake gave across the provider scenarios matches the document', async () => {
+    const c = creds();
+    fake.addWorkload('Deployment', 'spec', 'api', { api: 'api:1' });
+    fake.addWorkload('StatefulSet', 'spec', 'db', { db: 'postgres:16' });
+    fake.addWorkload('DaemonSet', 'spec', 'agent', { agent: 'agent:1' });
+    assert.equal((await drive(kubernetesProvider, ctxFor(target({ name: 'api', image: 'api:2' }), c))).kind, 'succeeded');
+    assert.equal((await drive(kubernetesProvider, ctxFor(target({ name: 'api' }), c))).kind, 'succeeded');
+    assert.equal((await drive(kubernetesProvider, ctxFor(target({ name: 'db', kind: 'StatefulSet', image: 'postgres:17' }), c))).kind, 'succeeded');
+    assert.equal((await drive(kubernetesProvider, ctxFor(target({ name: 'agent', kind: 'DaemonSet' }), c))).kind, 'succeeded');
+    fake.failNextRollout();
+    const failed = await drive(kubernetesProvider, ctxFor(target({ name: 'api', image: 'api:bad' }), c));
+    assert.equal(failed.kind, 'failed');
+    const rb = await kubernetesProvider.rollback!({ ...ctxFor(target({ name: 'api', image: 'api:bad' }), c), ref: failed.ref ?? null });
+    assert.equal(rb.kind, 'follow');
+    for (const status of [403, 404, 409, 422, 429, 500, 503] as const) {
+      fake.injectErrors({ status, ...(status === 429 ? { retryAfter: 2 } : {}) });
+      await kubernetesProvider.start(ctxFor(target({ name: 'api', image: 'api:3' }), c));
+    }
+    await kubernetesProvider.start(ctxFor(target({ name: 'api', image: 'api:3' }), { provider: 'kubernetes', kubeconfig: fake.kubeconfig({ token: 'wrong' }) }));
+    await kubernetesProvider.start(ctxFor(target({ name: 'missing', image: 'x:1' }), c));
+
+    const seen = new Set(fake.responses.map((r) => `${r.method} ${r.route} ${r.status}`));
+    const D = '/apis/apps/v1/namespaces/{namespace}/deployments/{name}';
+    for (const want of [`GET ${D} 200`, `PATCH ${D} 200`, 'PATCH /apis/apps/v1/namespaces/{namespace}/statefulsets/{name} 200',
+      'PATCH /apis/apps/v1/namespaces/{namespace}/daemonsets/{name} 200', `GET ${D} 401`, `GET ${D} 403`, `GET ${D} 404`, `GET ${D} 409`,
+      `GET ${D} 422`, `GET ${D} 429`, `GET ${D} 500`, `GET ${D} 503`]) {
+      assert.ok(seen.has(want), `scenario missing: ${want}\nseen: ${[...seen].join('\n')}`);
+    }
+    const reasons = new Set(fake.responses.flatMap((r: any) => (r.body.status?.conditions ?? []).map((x: any) => x.reason)));
+    for (const want of ['ReplicaSetUpdated', 'NewReplicaSetAvailable', 'ProgressDeadlineExceeded']) assert.ok(reasons.has(want), `no ${want} seen`);
+    assert.ok(fake.responses.some((r) => r.status === 429 && r.headers['retry-after'] === '2'));
+
+    const problems = fake.responses.flatMap((r) => checkKubeResponse(api, ajv, r));
+    assert.deepEqual(problems, []);
+  });
+
+  test('the provider sends strategic merge patches that name only members of the workload schema', () => {
+    const patches = fake.requests.filter((r) => r.method === 'PATCH' && r.authorized);
+    assert.ok(patches.length >= 5);
+    for (const r of patches) {
+      assert.equal(r.contentType, 'application/strategic-merge-patch+json');
+      const plural = /\/(deployments|statefulsets|daemonsets)\//.exec(r.path)![1] as keyof typeof K8S_KINDS;
+      assert.deepEqual(undeclared(api.components.schemas[K8S_KINDS[plural]], r.body, `patch ${plural}`), []);
+    }
+    const ops = api.paths['/apis/apps/v1/namespaces/{namespace}/deployments/{name}'].patch.requestBody.content;
+    assert.ok(ops['application/strategic-merge-patch+json'] && ops['application/merge-patch+json'], 'the document accepts both patch types');
   });
 });

@@ -237,7 +237,7 @@ test('API: owners manage subscriptions; a failed deployment is delivered, signed
 
     const created = await server.api('POST', '/v1/notifications', body, t);
     assert.equal(created.status, 201, JSON.stringify(created.body));
-    assert.deepEqual(Object.keys(created.body).sort(), ['created_at', 'events', 'format', 'has_secret', 'id', 'url']);
+    assert.deepEqual(Object.keys(created.body).sort(), ['created_at', 'events', 'format', 'has_secret', 'id', 'remind_before_seconds', 'url']);
     assert.equal(created.body.has_secret, true);
     assert.ok(!JSON.stringify(created.body).includes('notify-secret'));
     const extra = await server.api('POST', '/v1/notifications', { url: `${slack.url}/2`, events: ['succeeded'] }, t);

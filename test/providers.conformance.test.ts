@@ -1,7 +1,7 @@
 /**
  * The one conformance suite every provider passes (STYLE point 2): the same scenarios — success,
  * failure with a reason, a transient error that is retried, a permanent error that is not, a
- * timeout, a crash mid-rollout — run against webhook, command, ecs and digitalocean, each with its
+ * timeout, a crash mid-rollout — run against webhook, command, ecs, digitalocean, github_actions and kubernetes, each with its
  * local fake. Providers are driven directly (contexts built by hand, as the scheduler builds
  * them): fast, no database.
  *
@@ -18,11 +18,15 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { commandProvider } from '../src/providers/command.ts';
 import { digitaloceanProvider } from '../src/providers/digitalocean.ts';
 import { ecsProvider } from '../src/providers/ecs.ts';
+import { githubActionsProvider } from '../src/providers/github-actions.ts';
+import { kubernetesProvider } from '../src/providers/kubernetes.ts';
 import { providerFor } from '../src/providers/index.ts';
 import type { Credentials, Provider, ProviderContext, ProviderRef, StepResult } from '../src/providers/types.ts';
 import { webhookProvider } from '../src/providers/webhook.ts';
 import { digitaloceanHarness } from './fakes/digitalocean-fake.ts';
 import { ecsHarness } from './fakes/ecs-fake.ts';
+import { githubHarness } from './fakes/github-fake.ts';
+import { kubernetesHarness } from './fakes/kubernetes-fake.ts';
 import { startWebhookReceiver } from './helpers/fake-webhook.ts';
 
 /** A provider, a target that reaches its local fake, and one-line scenario controls. */
@@ -166,6 +170,16 @@ async function digitaloceanSubject(): Promise<Subject> {
   };
 }
 
+async function githubSubject(): Promise<Subject> {
+  const h = await githubHarness();
+  return { provider: githubActionsProvider, ...h, failNext: (reason) => h.failNext(reason) };
+}
+
+async function kubernetesSubject(): Promise<Subject> {
+  const h = await kubernetesHarness();
+  return { provider: kubernetesProvider, ...h, failNext: (reason) => h.failNext(reason) };
+}
+
 const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capabilities }> = [
   {
     name: 'webhook',
@@ -208,6 +222,26 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       timeout: { kind: 'rollout', message: /^the DigitalOcean deployment did not finish within 60 s$/ },
       crash: 'resume', cancellable: true,
       rollback: { follows: true, crash: 'resume', needsPrevious: true },
+    },
+  },
+  {
+    name: 'github_actions',
+    make: githubSubject,
+    caps: {
+      follows: true, idKey: 'run_id', failureReasonIn: 'error', failure: /^GitHub Actions run \d+ failed: job "deploy" failed at step "/,
+      transient: /GitHub server error \(503\)/, permanent: /not allowed to do this \(403\)/,
+      timeout: { kind: 'rollout', message: /^the GitHub Actions run did not finish within 60 s$/ },
+      crash: 'resume', cancellable: true,
+    },
+  },
+  {
+    name: 'kubernetes',
+    make: kubernetesSubject,
+    caps: {
+      follows: true, idKey: 'rollout_id', failureReasonIn: 'error', failure: /^Kubernetes rollout of Deployment web\/api failed: ProgressDeadlineExceeded: /,
+      transient: /Kubernetes API server error \(503\)/, permanent: /does not allow this credential to get Deployment web\/api \(403 Forbidden\)/,
+      timeout: { kind: 'rollout', message: /^the Kubernetes rollout did not finish within 60 s$/ },
+      crash: 'resume', cancellable: false,
     },
   },
 ];

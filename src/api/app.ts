@@ -19,11 +19,12 @@ import { authenticate } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { installErrorHandler } from './errors.ts';
 import { registerRoutes } from './routes/index.ts';
+import reminderLinks from './routes/reminder-links.ts';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
-/** /v1 routes that need no bearer token: signing in. */
-const PUBLIC_ROUTES = new Set(['/v1/auth/login', '/v1/auth/methods', '/v1/auth/oidc/login', '/v1/auth/oidc/callback', '/v1/auth/oidc/exchange']);
+/** /v1 routes that need no bearer token: signing in, and the calendar feed (its URL carries its own token). */
+const PUBLIC_ROUTES = new Set(['/v1/auth/login', '/v1/auth/methods', '/v1/auth/oidc/login', '/v1/auth/oidc/callback', '/v1/auth/oidc/exchange', '/v1/calendar.ics']);
 /** What a user signed in with the printed one-time password may use before changing it. */
 const BEFORE_PASSWORD_CHANGE = new Set(['/v1/me', '/v1/me/password']);
 
@@ -105,6 +106,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     childLoggerFactory: (logger, bindings, opts) => new RequestLogger(logger, bindings, opts) as unknown as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: true,
+    // A reminder link's token is one path segment (/r/<token>) of about 300 characters.
+    routerOptions: { maxParamLength: 1024 },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Bodies are strict; query strings and path params are strings on the wire and get coerced.
@@ -156,6 +159,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     });
     await registerRoutes(v1 as unknown as FastifyInstance, ctx);
   });
+  // Reminder links (/r/<token>): the signed token is the credential, no bearer token.
+  await reminderLinks(app as unknown as FastifyInstance, ctx);
 
   const indexFile = path.join(WEB_DIR, 'index.html');
   if (fs.existsSync(indexFile)) {

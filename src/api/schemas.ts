@@ -87,8 +87,35 @@ export const DigitaloceanTarget = Type.Object(
   { additionalProperties: false },
 );
 
-export const Target = TaggedUnion([WebhookTarget, CommandTarget, EcsTarget, DigitaloceanTarget], 'where the app is deployed: webhook, command, ecs or digitalocean');
-export type TargetInput = Static<typeof WebhookTarget> | Static<typeof CommandTarget> | Static<typeof EcsTarget> | Static<typeof DigitaloceanTarget>;
+export const GithubActionsTarget = Type.Object(
+  {
+    type: Type.Literal('github_actions'),
+    credentials: Type.String({ format: 'uuid', description: 'id of a github credential' }),
+    repository: Type.String({ minLength: 1, maxLength: 140, description: 'owner/name' }),
+    workflow: Type.String({ minLength: 1, maxLength: 255, description: 'the workflow file name in .github/workflows (deploy.yml) or its numeric id' }),
+    ref: Type.String({ minLength: 1, maxLength: 255, description: 'the branch or tag the workflow runs on' }),
+    inputs: Type.Optional(Type.Record(Type.String({ maxLength: 100 }), Type.String({ maxLength: 4096 }), { maxProperties: 20, description: 'workflow_dispatch inputs (strings); deployment_id, run_at, action and shipclock_id are set by shipclock when the workflow declares them' })),
+    ...Rollout,
+  },
+  { additionalProperties: false },
+);
+
+export const KubernetesTarget = Type.Object(
+  {
+    type: Type.Literal('kubernetes'),
+    credentials: Type.String({ format: 'uuid', description: 'id of a kubernetes credential' }),
+    namespace: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+    kind: Type.Optional(Type.Union([Type.Literal('Deployment'), Type.Literal('StatefulSet'), Type.Literal('DaemonSet')], { default: 'Deployment' })),
+    name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }),
+    container: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'container whose image changes (default: the only one)' })),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'new image; without it, a rollout restart' })),
+    ...Rollout,
+  },
+  { additionalProperties: false },
+);
+
+export const Target = TaggedUnion([WebhookTarget, CommandTarget, EcsTarget, DigitaloceanTarget, GithubActionsTarget, KubernetesTarget], 'where the app is deployed: webhook, command, ecs, digitalocean, github_actions or kubernetes');
+export type TargetInput = Static<typeof WebhookTarget> | Static<typeof CommandTarget> | Static<typeof EcsTarget> | Static<typeof DigitaloceanTarget> | Static<typeof GithubActionsTarget> | Static<typeof KubernetesTarget>;
 
 export const RetryPolicy = Type.Object(
   {
@@ -98,6 +125,22 @@ export const RetryPolicy = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * An app's approval policy as requests give it. Its values (required 1–5, from_roles ⊆
+ * owner/deployer) are checked by the service (src/services/approvals.ts validatePolicy), which
+ * answers 422 naming approval.required or approval.from_roles.
+ */
+export const ApprovalPolicy = Type.Object(
+  {
+    required: Type.Optional(Type.Number({ description: 'required: approvals a deployment needs before it fires, an integer 1–5' })),
+    from_roles: Type.Optional(Type.Array(Type.String({ maxLength: 20 }), {
+      maxItems: 10, description: 'whose approvals count: "owner", "deployer" or both (default both)',
+    })),
+  },
+  { additionalProperties: false, description: 'approvals needed before a deployment of the app fires; null: none' },
+);
+const ApprovalPolicyOrNull = Type.Union([ApprovalPolicy, Type.Null()]);
+
 const AppName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._ -]*$' });
 
 export const OnFailure = Type.Union([Type.Literal('none'), Type.Literal('rollback')], {
@@ -105,11 +148,17 @@ export const OnFailure = Type.Union([Type.Literal('none'), Type.Literal('rollbac
 });
 
 export const AppCreate = Type.Object(
-  { name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)), on_failure: Type.Optional(OnFailure) },
+  {
+    name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)), approval: Type.Optional(ApprovalPolicyOrNull),
+    on_failure: Type.Optional(OnFailure),
+  },
   { additionalProperties: false },
 );
 export const AppUpdate = Type.Object(
-  { name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)), on_failure: Type.Optional(OnFailure) },
+  {
+    name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)),
+    approval: Type.Optional(ApprovalPolicyOrNull), on_failure: Type.Optional(OnFailure),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 
@@ -120,6 +169,10 @@ export const App = Type.Object(
     target: Type.Record(Type.String(), Type.Unknown(), { description: 'the target, secrets omitted (has_secret tells whether a webhook secret is set)' }),
     retry: RetryPolicy,
     on_failure: OnFailure,
+    approval: Type.Union([
+      Type.Object({ required: Type.Integer(), from_roles: Type.Array(Type.String()) }),
+      Type.Null(),
+    ], { description: 'the approval policy: approvals needed before a deployment fires, and from which roles; null: none' }),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -142,15 +195,41 @@ function TaggedUnionProvider() {
     { name: Type.String({ minLength: 1, maxLength: 100 }), provider: Type.Literal('digitalocean'), token: Type.String({ minLength: 1, maxLength: 512 }) },
     { additionalProperties: false },
   );
-  return Type.Unsafe<Static<typeof aws> | Static<typeof digitalocean>>({ type: 'object', oneOf: [aws, digitalocean], discriminator: { propertyName: 'provider' }, required: ['provider'] });
+  const github = Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 100 }),
+      provider: Type.Literal('github'),
+      token: Type.String({ minLength: 1, maxLength: 1024, description: 'a token allowed to dispatch workflows (actions: write) and read the workflow file (contents: read); write-only' }),
+      api_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'GitHub Enterprise Server API root, e.g. https://ghe.example.com/api/v3 (default https://api.github.com); https, or http for localhost only' })),
+    },
+    { additionalProperties: false },
+  );
+  // A kubeconfig document (its current-context is used), or a server URL with a bearer token.
+  const kubernetes = Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 100 }),
+      provider: Type.Literal('kubernetes'),
+      kubeconfig: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'a kubeconfig document; its current-context is used; write-only' })),
+      server: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'the API server URL (https://), with token' })),
+      token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'a bearer token (e.g. a ServiceAccount token); write-only' })),
+      ca_certificate: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'PEM CA bundle of the API server (default: the system CAs)' })),
+    },
+    { additionalProperties: false },
+  );
+  return Type.Unsafe<Static<typeof aws> | Static<typeof digitalocean> | Static<typeof github> | Static<typeof kubernetes>>({
+    type: 'object', oneOf: [aws, digitalocean, github, kubernetes], discriminator: { propertyName: 'provider' }, required: ['provider'],
+  });
 }
 
 export const Credential = Type.Object(
   {
     id: Uuid,
     name: Type.String(),
-    provider: Type.Union([Type.Literal('aws'), Type.Literal('digitalocean')]),
+    provider: Type.Union([Type.Literal('aws'), Type.Literal('digitalocean'), Type.Literal('github'), Type.Literal('kubernetes')]),
     access_key_id: Type.Optional(Type.String({ description: 'aws only: the key id (not secret), masked but its last 4 characters' })),
+    api_url: Type.Optional(Type.String({ description: 'github only: the API root it calls (GitHub Enterprise Server), when set' })),
+    server: Type.Optional(Type.String({ description: 'kubernetes only: the API server URL' })),
+    context: Type.Optional(Type.String({ description: 'kubernetes only: the kubeconfig context used' })),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'Credential' },
@@ -188,6 +267,13 @@ const LocalTimeOut = Type.Object({ year: Type.Integer(), month: Type.Integer(), 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: 'date-time' });
 
+const Decision = Type.Object({
+  user: Type.Object({ id: Uuid, email: Type.String() }),
+  at: DateTime,
+  comment: Nullable(Type.String()),
+  via: Nullable(Type.String({ description: 'how it was given when not directly, e.g. "reminder link"' })),
+});
+
 const deploymentFields = {
   id: Uuid,
   app: Type.Object({ id: Uuid, name: Type.String() }),
@@ -215,10 +301,29 @@ const deploymentFields = {
     },
     { description: 'the rollback of this deployment (the app\'s on_failure "rollback", or POST …/rollback); null when none was made' },
   )),
+  approval: Nullable(Type.Object({
+    required: Type.Integer({ description: 'approvals needed: the app\'s policy when this was scheduled' }),
+    approvals: Type.Array(Decision),
+    rejection: Nullable(Decision),
+    status: Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('rejected')]),
+  }, { description: 'null when the app needed no approval when this was scheduled; a deployment not approved at its instant ends skipped' })),
 };
 
 const DependencyOut = Type.Object({ ...deploymentFields, dependency: Type.Null() });
 export const ScheduledDeployment = Type.Object({ ...deploymentFields, dependency: Nullable(DependencyOut) }, { $id: 'ScheduledDeployment' });
+export const RescheduledDeployment = Type.Object({
+  ...deploymentFields,
+  dependency: Nullable(DependencyOut),
+  approval_reset: Type.Boolean({ description: 'true when the move (more than its expiry) voided the approvals given: they must be given again' }),
+});
+export const ApproveBody = Type.Object(
+  { comment: Type.Optional(Type.String({ maxLength: 2000 })) },
+  { additionalProperties: false },
+);
+export const RejectBody = Type.Object(
+  { comment: Type.Optional(Type.String({ maxLength: 2000, description: 'required: why' })) },
+  { additionalProperties: false },
+);
 export const ScheduledDeploymentDetail = Type.Object({
   ...deploymentFields,
   dependency: Nullable(DependencyOut),
@@ -231,6 +336,9 @@ export const ListDeploymentsQuery = Type.Object(
     state: Type.Optional(Type.String({ pattern: '^(scheduled|running|succeeded|failed|canceled|skipped|missed)(,(scheduled|running|succeeded|failed|canceled|skipped|missed))*$', description: 'one state or several, comma-separated' })),
     app: Type.Optional(Uuid),
     schedule: Type.Optional(Type.String({ format: 'uuid', description: 'only the occurrences of this recurring schedule' })),
+    approval: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('rejected')], {
+      description: 'by approval status; pending: scheduled, needing approvals it does not have yet and not rejected',
+    })),
     from: Type.Optional(Type.String({ format: 'date-time', description: 'run_at ≥ from' })),
     to: Type.Optional(Type.String({ format: 'date-time', description: 'run_at < to' })),
     ...ListQuery,

@@ -36,8 +36,8 @@ export class ConflictError extends ShipclockError {
 }
 
 export class ForbiddenError extends ShipclockError {
-  constructor(message = 'your role does not allow this') {
-    super(403, 'forbidden', message);
+  constructor(message = 'your role does not allow this', code = 'forbidden') {
+    super(403, code, message);
   }
 }
 

@@ -11,6 +11,8 @@ import type { SecretBox } from '../secrets/box.ts';
 // The same `sha256=<hex HMAC-SHA256 of the raw body>` scheme as deploy webhooks.
 import { signBody } from '../providers/webhook.ts';
 import { claimDeliveries, markAttemptFailed, markDelivered, pruneDeliveries, type ClaimedDelivery } from '../db/sql/notifications.ts';
+import { dropStaleReminderDeliveries } from '../db/sql/reminders.ts';
+import { LINK_ACTIONS, type LinkAction } from './links.ts';
 
 export interface NotifierOptions {
   pool: pg.Pool;
@@ -31,23 +33,39 @@ export interface NotifierOptions {
 }
 
 export interface Notifier {
+  /** Looks for due deliveries now rather than at the next poll (a reminder was just queued). */
+  wake(): void;
   stop(): Promise<void>;
 }
 
 /** The body a delivery sends: the stored payload, or a Slack-compatible message. */
 export function renderBody(format: 'json' | 'slack', payload: Record<string, unknown>): string {
   if (format === 'json') return JSON.stringify(payload);
-  const icon = {
-    succeeded: ':white_check_mark:', failed: ':x:', missed: ':hourglass:', skipped: ':fast_forward:',
-    rollback_failed: ':rotating_light:', rollback_succeeded: ':leftwards_arrow_with_hook:',
-  }[String(payload.state)] ?? ':information_source:';
+  if (payload.event === 'deployment.reminder') return renderSlackReminder(payload);
   const app = String(payload.app_name ?? payload.app_id);
   const runAt = payload.run_at ? ` (scheduled for ${new Date(String(payload.run_at)).toISOString().replace('.000Z', 'Z')}${payload.timezone ? `, ${payload.timezone}` : ''})` : '';
-  const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';
-  const state = String(payload.state);
-  const text = state.startsWith('rollback_')
-    ? `${icon} Rollback of the deployment of *${app}* ${state.slice('rollback_'.length).toUpperCase()}${runAt}${error}`
-    : `${icon} Deployment of *${app}* ${state}${runAt}${error}`;
+  let text: string;
+  const approvalEvent = String(payload.event ?? '').replace(/^deployment\./, '');
+  if (approvalEvent === 'approval_requested' || approvalEvent === 'approved' || approvalEvent === 'rejected') {
+    // The approval events (src/services/approvals.ts): what is asked or decided, by whom, why.
+    const a = (payload.approval ?? {}) as { required?: number; approvals?: number };
+    const icon = { approval_requested: ':raising_hand:', approved: ':heavy_check_mark:', rejected: ':no_entry:' }[approvalEvent];
+    const what = approvalEvent === 'approval_requested' ? `needs ${a.required ?? 1} approval(s)`
+      : approvalEvent === 'approved' ? `approved${payload.by ? ` by ${String(payload.by)}` : ''} (${a.approvals ?? 0} of ${a.required ?? 1})`
+      : `rejected${payload.by ? ` by ${String(payload.by)}` : ''}`;
+    const comment = payload.comment ? `\n> ${String(payload.comment).slice(0, 500)}` : '';
+    text = `${icon} Deployment of *${app}* ${what}${runAt}${comment}`;
+  } else if (String(payload.state).startsWith('rollback_')) {
+    // The end of a rollback (rollback_failed is loud: what ran before was not restored).
+    const state = String(payload.state);
+    const icon = state === 'rollback_succeeded' ? ':leftwards_arrow_with_hook:' : ':rotating_light:';
+    const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';
+    text = `${icon} Rollback of the deployment of *${app}* ${state.slice('rollback_'.length).toUpperCase()}${runAt}${error}`;
+  } else {
+    const icon = { succeeded: ':white_check_mark:', failed: ':x:', missed: ':hourglass:', skipped: ':fast_forward:' }[String(payload.state)] ?? ':information_source:';
+    const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';
+    text = `${icon} Deployment of *${app}* ${payload.state}${runAt}${error}`;
+  }
   return JSON.stringify({
     text,
     blocks: [
@@ -55,6 +73,34 @@ export function renderBody(format: 'json' | 'slack', payload: Record<string, unk
       { type: 'context', elements: [{ type: 'mrkdwn', text: `shipclock deployment \`${payload.deployment_id}\`` }] },
     ],
   });
+}
+
+/** A reminder for Slack: what runs when, and its links as Block Kit URL buttons (or why there are none). */
+export function renderSlackReminder(p: Record<string, unknown>): string {
+  const app = String(p.app_name ?? p.app_id);
+  const runAt = new Date(String(p.run_at)).toISOString().replace('.000Z', 'Z');
+  const l = p.local as Record<string, number> | undefined;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const local = l ? ` (${l.year}-${pad(l.month)}-${pad(l.day)} ${pad(l.hour)}:${pad(l.minute)} ${String(p.timezone)})` : '';
+  const dep = p.dependency as Record<string, unknown> | null;
+  const depText = dep ? `\nIts dependency *${String(dep.app_name)}* deploys first, at ${String(dep.run_at)}.` : '';
+  const text = `:alarm_clock: Reminder: *${app}* deploys at ${runAt}${local}.${depText}`;
+  const links = p.links as Record<string, { label: string; url: string }> | null;
+  const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text } }];
+  if (links && Object.keys(links).length) {
+    blocks.push({
+      type: 'actions',
+      // In the order of LINK_ACTIONS: a jsonb payload does not keep its keys' order.
+      elements: Object.entries(links).sort(([a], [b]) => LINK_ACTIONS.indexOf(a as LinkAction) - LINK_ACTIONS.indexOf(b as LinkAction)).map(([action, link]) => ({
+        type: 'button', action_id: action, text: { type: 'plain_text', text: link.label }, url: link.url,
+        ...(action === 'approve' ? { style: 'primary' } : {}),
+      })),
+    });
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Each link asks you to confirm; one use per reminder, valid until ${String(p.links_expire_at)}. Deployment \`${String(p.deployment_id)}\`` }] });
+  } else {
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `${String(p.links_unavailable ?? 'No links.')} Deployment \`${String(p.deployment_id)}\`` }] });
+  }
+  return JSON.stringify({ text, blocks });
 }
 
 /** 4xx answers other than these mean the receiver will never take it: do not retry. */
@@ -119,6 +165,8 @@ export function startNotifier(opts: NotifierOptions): Notifier {
       const pruned = await pruneDeliveries(opts.pool, opts.keepDays ?? 30);
       if (pruned) log.debug({ pruned }, 'old notification deliveries deleted');
     }
+    const stale = await dropStaleReminderDeliveries(opts.pool);
+    if (stale) log.info({ count: stale }, 'reminders not sent: their deployment was rescheduled or ended');
     for (;;) {
       if (stopping.signal.aborted) return;
       const batch = await claimDeliveries(opts.pool, batchSize, Math.ceil(timeoutMs / 1000) + 30);
@@ -143,6 +191,17 @@ export function startNotifier(opts: NotifierOptions): Notifier {
 
   schedule();
   return {
+    wake() {
+      // A round under way will find it (it loops until a short batch); otherwise start one now.
+      if (stopping.signal.aborted || running) return;
+      if (timer) clearTimeout(timer);
+      running = round()
+        .catch((err) => log.warn({ err: describe(err) }, 'notifier round failed; retrying'))
+        .finally(() => {
+          running = undefined;
+          schedule();
+        });
+    },
     async stop() {
       stopping.abort();
       if (timer) clearTimeout(timer);

@@ -28,6 +28,37 @@ export const REDACT_PATHS = SECRET_KEYS.flatMap((key) => {
 
 export type Logger = pino.Logger;
 
+const SECRET_PARAMS = new Set(SECRET_KEYS.map((k) => k.toLowerCase()));
+
+/**
+ * A URL with the values of secret query parameters (`?token=` of the calendar feed,
+ * `?access_token=` of the event stream, any name in SECRET_KEYS) replaced by "[redacted]".
+ */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url.slice(q + 1).replace(/([^&=#]+)=([^&#]*)/g, (all, name: string) => {
+    let key = name;
+    try { key = decodeURIComponent(name.replace(/\+/g, ' ')); } catch { /* keep it raw */ }
+    return SECRET_PARAMS.has(key.toLowerCase()) ? `${name}=[redacted]` : all;
+  });
+  return `${url.slice(0, q)}?${query}`;
+}
+
+/**
+ * Serializers for the keys that carry URLs: a logged request (`req`, which Fastify's request
+ * logging would write) and any `url`. Fastify's own request lines are off (src/api/app.ts), but a
+ * line that names a URL must not carry a token in its query string.
+ */
+const serializers: pino.LoggerOptions['serializers'] = {
+  req: (r: unknown) => {
+    if (!r || typeof r !== 'object' || typeof (r as { url?: unknown }).url !== 'string') return r;
+    const req = r as { id?: unknown; method?: unknown; url: string; ip?: unknown };
+    return { id: req.id, method: req.method, url: redactUrl(req.url), ...(req.ip === undefined ? {} : { ip: req.ip }) };
+  },
+  url: (u: unknown) => (typeof u === 'string' ? redactUrl(u) : u),
+};
+
 /**
  * `format: 'pretty'` writes readable lines (time, level, message, then the fields) to
  * `destination` (default stdout), colored when stdout is a terminal. pino redacts before either
@@ -39,6 +70,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     base: { service: 'shipclock', pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers,
   };
   if (format === 'pretty') return pino(options, prettyStream(destination));
   return pino(options, destination);

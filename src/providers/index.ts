@@ -2,11 +2,13 @@
 import { commandProvider } from './command.ts';
 import { digitaloceanProvider } from './digitalocean.ts';
 import { ecsProvider } from './ecs.ts';
+import { githubActionsProvider } from './github-actions.ts';
+import { kubernetesProvider } from './kubernetes.ts';
 import type { Provider } from './types.ts';
 import { webhookProvider } from './webhook.ts';
 
 const registry = new Map<string, Provider<any>>(
-  [webhookProvider, commandProvider, ecsProvider, digitaloceanProvider].map((p) => [p.type, p as Provider<any>]),
+  [webhookProvider, commandProvider, ecsProvider, digitaloceanProvider, githubActionsProvider, kubernetesProvider].map((p) => [p.type, p as Provider<any>]),
 );
 
 /** Registers a provider (tests use it for stand-ins). */

@@ -4,6 +4,8 @@
  * they were sent (an access key id, a canonical request), so every provider passes its error
  * text through here before returning it.
  */
+import { kubernetesSecrets } from './kubeconfig.ts';
+
 const MASK = '[REDACTED]';
 
 export function redact(text: string, secrets: ReadonlyArray<string | undefined | null>): string {
@@ -23,7 +25,9 @@ export function redact(text: string, secrets: ReadonlyArray<string | undefined |
 export function secretsOf(credentials: unknown): string[] {
   if (!credentials || typeof credentials !== 'object') return [];
   const c = credentials as Record<string, unknown>;
-  return ['token', 'secret_access_key', 'session_token', 'access_key_id']
+  const own = ['token', 'secret_access_key', 'session_token', 'access_key_id']
     .map((k) => c[k])
     .filter((v): v is string => typeof v === 'string' && v.length > 0);
+  // A kubeconfig holds its secrets inside the document (tokens, client keys).
+  return c.provider === 'kubernetes' ? [...new Set([...own, ...kubernetesSecrets(c)])] : own;
 }

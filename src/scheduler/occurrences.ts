@@ -32,6 +32,7 @@ import {
   supersededOccurrences,
 } from '../db/sql/schedules.ts';
 import { enqueueNotifications } from '../notifications/enqueue.ts';
+import { enqueueApprovalEvents } from '../db/sql/approvals.ts';
 import type { Logger } from '../observability/logger.ts';
 import { endDeployments } from '../services/transitions.ts';
 
@@ -182,6 +183,8 @@ export async function materializeSchedules(db: Queryable, schedules: ScheduleRow
   await insertEvents(db, inserted.map((r) => ({ id: r.id, state: r.state, message: messages.get(key(r.schedule_id, r.occurrence_at.getTime(), r.schedule_role)) ?? null })));
   await setMaterialized(db, progress);
   await enqueueNotifications(db, inserted.map((r) => ({ teamId: r.team_id, deploymentId: r.id, appId: r.app_id, state: r.state, error: r.error })));
+  const asking = inserted.filter((r) => r.approval_required !== null && r.state === 'scheduled');
+  if (asking.length) await enqueueApprovalEvents(db, asking.map((r) => ({ deploymentId: r.id, event: 'approval_requested' as const })));
   let earliest = Number.POSITIVE_INFINITY;
   for (const r of inserted) if (r.state === 'scheduled' && r.run_at.getTime() < earliest) earliest = r.run_at.getTime();
   if (earliest <= nowMs + DUE_NOTIFY_HORIZON_SECONDS * 1000) await notifyDue(db, new Date(earliest));

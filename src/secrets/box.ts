@@ -6,7 +6,7 @@
  * generated once into <dataDir>/secret.key with mode 0600. Every process on one database must
  * use the same key. Rotation: see docs/operations.md.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -35,6 +35,14 @@ export class SecretBox {
       return SecretBox.fromKey(keyFromFile(file));
     }
     return SecretBox.fromKey(key);
+  }
+
+  /**
+   * A separate 32-byte key for another purpose (HKDF-SHA256 of the master key, `info` naming the
+   * purpose), so that e.g. the HMAC key of reminder links is never the encryption key itself.
+   */
+  deriveKey(info: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), info, 32));
   }
 
   seal(plaintext: string): Buffer {

@@ -1,10 +1,12 @@
 /**
  * Cloud credentials, encrypted at rest (SecretBox). The API never returns the secret fields; an
- * AWS key id is shown masked to its last four characters.
+ * AWS key id is shown masked to its last four characters, a Kubernetes credential by its server
+ * URL and kubeconfig context.
  */
 import { recordAudit } from '../audit/record.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { checkCaCertificate, checkKubeconfig, checkServerUrl, KubeconfigError } from '../providers/kubeconfig.ts';
 import type { Credentials } from '../providers/types.ts';
 import type { SecretBox } from '../secrets/box.ts';
 import type { User } from './auth.ts';
@@ -12,17 +14,85 @@ import { decodeCursor, page } from './cursor.ts';
 
 export type CredentialInput =
   | { name: string; provider: 'aws'; access_key_id: string; secret_access_key: string; session_token?: string }
-  | { name: string; provider: 'digitalocean'; token: string };
+  | { name: string; provider: 'digitalocean'; token: string }
+  | { name: string; provider: 'github'; token: string; api_url?: string }
+  | { name: string; provider: 'kubernetes'; kubeconfig?: string; server?: string; token?: string; ca_certificate?: string };
 
-interface Row { id: string; name: string; provider: 'aws' | 'digitalocean'; public: Record<string, string>; created_at: Date }
+type ProviderName = CredentialInput['provider'];
+
+interface Row { id: string; name: string; provider: ProviderName; public: Record<string, string>; created_at: Date }
+
+
+/**
+ * What of a credential may be shown: an AWS key id masked to its last 4 characters; a GitHub
+ * Enterprise API URL; a Kubernetes
+ * server URL and context. Checks a Kubernetes credential first (422 naming the field; the message
+ * never quotes the secret material).
+ */
+function publicPart(input: CredentialInput): Record<string, string> {
+  if (input.provider === 'aws') return { access_key_id: `****${input.access_key_id.slice(-4)}` };
+  if (input.provider === 'github') return input.api_url ? { api_url: input.api_url } : {};
+  if (input.provider !== 'kubernetes') return {};
+  const fail = (field: string, err: unknown): never => {
+    if (err instanceof KubeconfigError) throw new ValidationError('invalid_credential', err.message, field);
+    throw err;
+  };
+  if (input.kubeconfig !== undefined) {
+    for (const k of ['server', 'token', 'ca_certificate'] as const) {
+      if (input[k] !== undefined) throw new ValidationError('invalid_credential', `give either kubeconfig, or server and token (with ca_certificate), not both`, k);
+    }
+    try {
+      const s = checkKubeconfig(input.kubeconfig);
+      return { server: s.server, context: s.context };
+    } catch (err) {
+      return fail('kubeconfig', err);
+    }
+  }
+  if (input.server === undefined) throw new ValidationError('invalid_credential', 'a kubernetes credential needs kubeconfig, or server and token', 'kubeconfig');
+  if (input.token === undefined) throw new ValidationError('invalid_credential', 'a kubernetes credential with server needs token', 'token');
+  let server = '';
+  try {
+    server = checkServerUrl(input.server);
+  } catch (err) {
+    fail('server', err);
+  }
+  try {
+    if (input.ca_certificate !== undefined) checkCaCertificate(input.ca_certificate);
+  } catch (err) {
+    fail('ca_certificate', err);
+  }
+  return { server };
+}
 
 function toApi(r: Row) {
   return { id: r.id, name: r.name, provider: r.provider, ...r.public, created_at: r.created_at.toISOString() };
 }
 
+/**
+ * A GitHub Enterprise Server API root: an https URL without credentials, query or fragment (http
+ * only for localhost, where a test or a local proxy listens). Returned without a trailing slash.
+ */
+export function githubApiUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ValidationError('invalid_api_url', 'api_url must be an absolute URL, e.g. https://ghe.example.com/api/v3', 'api_url');
+  }
+  const local = ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && local)) {
+    throw new ValidationError('invalid_api_url', 'api_url must be an https URL (http is allowed for localhost only)', 'api_url');
+  }
+  if (u.username || u.password || u.search || u.hash) {
+    throw new ValidationError('invalid_api_url', 'api_url must not carry credentials, a query or a fragment', 'api_url');
+  }
+  return u.toString().replace(/\/+$/, '');
+}
+
 export async function createCredential(pool: Pool, box: SecretBox, actor: User, input: CredentialInput) {
+  if (input.provider === 'github' && input.api_url !== undefined) input = { ...input, api_url: githubApiUrl(input.api_url) };
   const { name, provider, ...secret } = input;
-  const pub = provider === 'aws' ? { access_key_id: `****${(input as { access_key_id: string }).access_key_id.slice(-4)}` } : {};
+  const pub = publicPart(input);
   return inTransaction(pool, async (c) => {
     const dup = await c.query('SELECT 1 FROM credentials WHERE team_id = $1 AND name = $2', [actor.team_id, name]);
     if (dup.rowCount) throw new ConflictError('name_taken', `a credential named "${name}" exists`, 'name');
@@ -73,7 +143,7 @@ export async function deleteCredential(pool: Pool, actor: User, id: string): Pro
 }
 
 /** Checks that `id` is a credential of the team for `provider`; the field is named in the error. */
-export async function assertCredential(db: Queryable, teamId: string, id: string, provider: 'aws' | 'digitalocean'): Promise<void> {
+export async function assertCredential(db: Queryable, teamId: string, id: string, provider: ProviderName): Promise<void> {
   // FOR SHARE: a concurrent deleteCredential (which locks the row FOR UPDATE) waits for this app to
   // be written and then sees it (409), or has deleted it first and this finds none (422) — never an
   // app naming a credential that is gone.

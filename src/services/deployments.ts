@@ -21,6 +21,8 @@ import type { User } from './auth.ts';
 import { getAppRow } from './apps.ts';
 import { decodeCursor, page } from './cursor.ts';
 import { endDeployments } from './transitions.ts';
+import { type ApprovalSummary, approvalSummaries, resetApprovals } from './approvals.ts';
+import { enqueueApprovalEvents } from '../db/sql/approvals.ts';
 
 export const DEFAULT_DEPENDENCY_LEAD_SECONDS = 900;
 export const DEFAULT_EXPIRES_AFTER_SECONDS = 3600;
@@ -48,8 +50,15 @@ export type TargetResolver = (row: { team_id: string; target: Record<string, unk
   Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: string[] }>;
 
 type DeploymentOut = ReturnType<typeof toApiBase>;
+type Approvals = ReadonlyMap<string, ApprovalSummary>;
 
-function toApiBase(r: ApiRow) {
+/** The `approval` of a representation: null when it needs none; pending with none given when not looked up (just scheduled). */
+function approvalOf(r: ApiRow, approvals?: Approvals): ApprovalSummary | null {
+  if (r.approval_required === null || r.approval_required === undefined) return null;
+  return approvals?.get(r.id) ?? { required: r.approval_required, approvals: [], rejection: null, status: 'pending' };
+}
+
+function toApiBase(r: ApiRow, approvals?: Approvals) {
   return {
     id: r.id,
     app: { id: r.app_id, name: r.app_name },
@@ -68,6 +77,7 @@ function toApiBase(r: ApiRow) {
     finished_at: r.finished_at?.toISOString() ?? null,
     schedule_id: r.schedule_id ?? null,
     rollback: rollbackOut(r),
+    approval: approvalOf(r, approvals),
   };
 }
 
@@ -83,8 +93,8 @@ export function rollbackOut(r: Pick<ApiRow, 'rollback_state' | 'rollback_ref' | 
   };
 }
 
-export function toApi(r: ApiRow, dep: ApiRow | null): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
-  return { ...toApiBase(r), dependency: dep ? { ...toApiBase(dep), dependency: null } : null };
+export function toApi(r: ApiRow, dep: ApiRow | null, approvals?: Approvals): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
+  return { ...toApiBase(r, approvals), dependency: dep ? { ...toApiBase(dep, approvals), dependency: null } : null };
 }
 
 async function dbNow(db: Queryable): Promise<number> {
@@ -178,16 +188,19 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
     const created = depId ? [depId, id] : [id];
     await insertEvents(c, created.map((x) => ({ id: x, state: 'scheduled', message: x === depId ? `scheduled as the dependency of ${id}` : 'scheduled' })));
     await notifyDue(c, new Date(depId ? res.runAtMs - lead * 1000 : res.runAtMs));
+    // Only the rows that need approval are queued (enqueueApprovalEvents joins on that).
+    if (app.approval_required !== null || depId) await enqueueApprovalEvents(c, created.map((x) => ({ deploymentId: x, event: 'approval_requested' as const })));
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.create', targetId: id, details: { app: app.name, run_at: new Date(res.runAtMs).toISOString(), timezone: input.timezone, dependency: depId } });
     return loadOut(c, actor.team_id, id);
   });
 }
 
-async function loadOut(db: Queryable, teamId: string, id: string) {
+/** One deployment's representation (with its dependency and approval state). */
+export async function loadOut(db: Queryable, teamId: string, id: string) {
   const row = await getDeployment(db, teamId, id);
   if (!row) throw new NotFoundError('scheduled deployment');
   const dep = row.dependency_id ? (await getDeploymentsByIds(db, [row.dependency_id]))[0] ?? null : null;
-  return toApi(row, dep);
+  return toApi(row, dep, await approvalSummaries(db, dep ? [row, dep] : [row]));
 }
 
 export async function getOne(pool: Pool, actor: User, id: string) {
@@ -197,7 +210,7 @@ export async function getOne(pool: Pool, actor: User, id: string) {
   return { ...out, events: events.map((e) => ({ id: e.id, at: e.at.toISOString(), state: e.state, message: e.message })), log };
 }
 
-export async function list(pool: Pool, actor: User, q: { state?: string; app?: string; schedule?: string; from?: string; to?: string; cursor?: string; limit?: number }) {
+export async function list(pool: Pool, actor: User, q: { state?: string; app?: string; schedule?: string; approval?: 'pending' | 'approved' | 'rejected'; from?: string; to?: string; cursor?: string; limit?: number }) {
   const limit = q.limit ?? 50;
   const after = decodeCursor<[string, string]>(q.cursor, (v) => Array.isArray(v) && v.length === 2 && !Number.isNaN(Date.parse(v[0])));
   const rows = await listDeployments(pool, {
@@ -205,6 +218,7 @@ export async function list(pool: Pool, actor: User, q: { state?: string; app?: s
     states: q.state?.split(','),
     appId: q.app,
     scheduleId: q.schedule,
+    approval: q.approval,
     from: q.from ? new Date(q.from) : undefined,
     to: q.to ? new Date(q.to) : undefined,
     after: after ? { runAt: new Date(after[0]), id: after[1] } : undefined,
@@ -212,7 +226,8 @@ export async function list(pool: Pool, actor: User, q: { state?: string; app?: s
   });
   const p = page(rows, limit, (r) => [r.run_at.toISOString(), r.id]);
   const deps = new Map((await getDeploymentsByIds(pool, p.result.flatMap((r) => (r.dependency_id ? [r.dependency_id] : [])))).map((d) => [d.id, d]));
-  return { result: p.result.map((r) => toApi(r, r.dependency_id ? deps.get(r.dependency_id) ?? null : null)), next_cursor: p.next_cursor };
+  const approvals = await approvalSummaries(pool, [...p.result, ...deps.values()]);
+  return { result: p.result.map((r) => toApi(r, r.dependency_id ? deps.get(r.dependency_id) ?? null : null, approvals)), next_cursor: p.next_cursor };
 }
 
 function assertMovable(row: DeploymentRow & { lease_until?: Date | null }, now: number, what: string): void {
@@ -221,9 +236,32 @@ function assertMovable(row: DeploymentRow & { lease_until?: Date | null }, now: 
 }
 
 export async function reschedule(pool: Pool, actor: User, id: string, input: TimeInput) {
+  return inTransaction(pool, (c) => rescheduleIn(c, actor, id, input));
+}
+
+/**
+ * How a reschedule came about when it was not the API's PATCH (a reminder link): added to the
+ * audit entry's details and to the timeline message.
+ */
+export interface RescheduleVia {
+  audit: Record<string, unknown>;
+  note: string;
+}
+
+/** The wall time of an instant in a zone, as a reschedule's input (the disambiguation that gives back this very instant). */
+export function timeInputAt(runAtMs: number, zone: string, keep: { expires_after_seconds?: number; dependency_lead_seconds?: number } = {}): TimeInput {
+  const l = localTimeAt(runAtMs, zone);
+  const local = { year: l.year, month: l.month, day: l.day, hour: l.hour, minute: l.minute, second: l.second };
+  const disambiguation: Disambiguation = resolveLocalTime(local, zone, 'earlier').epochMs === runAtMs ? 'earlier' : 'later';
+  return { ...local, timezone: zone, disambiguation, ...keep };
+}
+
+/** reschedule() inside the caller's transaction (a reminder link spends its nonce in the same one). */
+export async function rescheduleIn(c: Queryable, actor: User, id: string, input: TimeInput, via?: RescheduleVia) {
   input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
-  return inTransaction(pool, async (c) => {
+  // A block where the transaction's callback was: keeps this diff small beside other branches' changes to reschedule.
+  {
     const now = await dbNow(c);
     const row = await getDeployment(c, actor.team_id, id, true);
     if (!row) throw new NotFoundError('scheduled deployment');
@@ -251,11 +289,20 @@ export async function reschedule(pool: Pool, actor: User, id: string, input: Tim
       run_at: new Date(res.runAtMs), timezone: input.timezone, local: res.local, utc_offset: res.utcOffset, disambiguation,
       expires_after_seconds: expires, dependency_lead_seconds: row.dependency_id ? lead : null,
     });
-    await insertEvents(c, moved.map((x) => ({ id: x, state: 'scheduled', message: `rescheduled to ${new Date(x === id ? res.runAtMs : res.runAtMs - lead * 1000).toISOString()}` })));
+    const note = via ? ` (${via.note})` : '';
+    await insertEvents(c, moved.map((x) => ({ id: x, state: 'scheduled', message: `rescheduled to ${new Date(x === id ? res.runAtMs : res.runAtMs - lead * 1000).toISOString()}${note}` })));
+    // Approvals were given for a moment: moved by more than its expiry, it is another plan (decision 0006).
+    const shift = Math.abs(res.runAtMs - row.run_at.getTime()) / 1000;
+    const reset = shift > expires
+      ? await resetApprovals(c, moved, `moved by ${Math.round(shift)} s, more than its expiry (${expires} s)`)
+      : [];
     await notifyDue(c, null);
-    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.reschedule', targetId: id, details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone } });
-    return loadOut(c, actor.team_id, id);
-  });
+    await recordAudit(c, {
+      teamId: actor.team_id, actorId: actor.id, action: 'deployment.reschedule', targetId: id,
+      details: { from: row.run_at.toISOString(), to: new Date(res.runAtMs).toISOString(), timezone: input.timezone, ...(reset.length ? { approval_reset: reset } : {}), ...via?.audit },
+    });
+    return { ...(await loadOut(c, actor.team_id, id)), approval_reset: reset.length > 0 };
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
  * the SecretBox and never returned.
  */
 import { recordAudit } from '../audit/record.ts';
-import { NotFoundError } from '../core/errors.ts';
+import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import {
   deleteSubscription,
@@ -23,10 +23,24 @@ export interface NotificationInput {
   events: NotifyEvent[];
   format?: NotifyFormat;
   secret?: string;
+  /** Remind this long before each scheduled deployment of the team (REMIND_MIN_SECONDS–REMIND_MAX_SECONDS). */
+  remind_before_seconds?: number | null;
+}
+
+/** The reminder lead's limits: one minute to seven days (also a CHECK in 012_reminders.sql). */
+export const REMIND_MIN_SECONDS = 60;
+export const REMIND_MAX_SECONDS = 7 * 86_400;
+
+/** 422 naming the field; the schema already bounds it, this keeps the service safe for other callers. */
+function checkLead(v: number | null | undefined): void {
+  if (v === undefined || v === null) return;
+  if (!Number.isInteger(v) || v < REMIND_MIN_SECONDS || v > REMIND_MAX_SECONDS) {
+    throw new ValidationError('invalid_remind_before', `remind_before_seconds must be a whole number of seconds from ${REMIND_MIN_SECONDS} (1 minute) to ${REMIND_MAX_SECONDS} (7 days), or null for no reminders`, 'remind_before_seconds');
+  }
 }
 
 function toApi(r: SubscriptionRow) {
-  return { id: r.id, url: r.url, events: r.events, format: r.format, has_secret: r.has_secret, created_at: r.created_at.toISOString() };
+  return { id: r.id, url: r.url, events: r.events, format: r.format, has_secret: r.has_secret, remind_before_seconds: r.remind_before_seconds, created_at: r.created_at.toISOString() };
 }
 
 /** Host only: a Slack incoming-webhook URL is itself a credential and must not reach the audit log. */
@@ -41,6 +55,7 @@ function hostOf(url: string): string {
 export async function createNotification(pool: Pool, box: SecretBox, actor: User, input: NotificationInput) {
   const events = [...new Set(input.events)];
   const format = input.format ?? 'json';
+  checkLead(input.remind_before_seconds);
   return inTransaction(pool, async (c) => {
     const row = await insertSubscription(c, {
       teamId: actor.team_id,
@@ -49,10 +64,11 @@ export async function createNotification(pool: Pool, box: SecretBox, actor: User
       format,
       secret: input.secret ? box.seal(input.secret) : null,
       createdBy: actor.id,
+      remindBeforeSeconds: input.remind_before_seconds ?? null,
     });
     await recordAudit(c, {
       teamId: actor.team_id, actorId: actor.id, action: 'notification.create', targetId: row.id,
-      details: { host: hostOf(input.url), events, format, signed: Boolean(input.secret) },
+      details: { host: hostOf(input.url), events, format, signed: Boolean(input.secret), remind_before_seconds: input.remind_before_seconds ?? null },
     });
     return toApi(row);
   });
@@ -71,13 +87,17 @@ export interface NotificationChange {
   format?: NotifyFormat;
   /** A new signing secret, or null to stop signing. */
   secret?: string | null;
+  /** A new reminder lead, or null to stop reminders. */
+  remind_before_seconds?: number | null;
 }
 
 /** Changes a subscription in place; deliveries still queued follow the change. */
 export async function updateNotification(pool: Pool, box: SecretBox, actor: User, id: string, input: NotificationChange) {
   const events = input.events ? [...new Set(input.events)] : undefined;
+  checkLead(input.remind_before_seconds);
   return inTransaction(pool, async (c) => {
     const row = await updateSubscription(c, actor.team_id, id, {
+      remindBeforeSeconds: input.remind_before_seconds,
       url: input.url,
       events,
       format: input.format,
@@ -91,6 +111,7 @@ export async function updateNotification(pool: Pool, box: SecretBox, actor: User
         ...(events ? { events } : {}),
         ...(input.format ? { format: input.format } : {}),
         ...(input.secret !== undefined ? { signed: input.secret !== null } : {}),
+        ...(input.remind_before_seconds !== undefined ? { remind_before_seconds: input.remind_before_seconds } : {}),
       },
     });
     return toApi(row);

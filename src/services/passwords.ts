@@ -2,12 +2,14 @@
  * Changing one's own password. The new one must pass the policy (src/services/password-policy.ts);
  * the current one is checked like a sign-in (a wrong one counts as a failed sign-in of that
  * email, so it cannot be guessed faster than a login). The change ends every other session:
- * all login tokens of the user but the one the change was made with, and all its API tokens.
+ * all login tokens of the user but the one the change was made with, all its API tokens and its
+ * calendar feed token.
  */
 import { recordAudit } from '../audit/record.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { inTransaction, type Pool } from '../db/pool.ts';
 import { revokeUserApiTokens } from '../db/sql/api-tokens.ts';
+import { revokeCalendarToken } from '../db/sql/calendar.ts';
 import { lockUserForPasswordChange, updatePassword } from '../db/sql/users.ts';
 import { type AuthService, hashPassword, type TokenInfo, type User, verifyPassword } from './auth.ts';
 import { checkNewPassword } from './password-policy.ts';
@@ -39,6 +41,7 @@ export async function changePassword(
     // The login token the change is made with stays valid; a token from before migration 008 has no id and ends too.
     await updatePassword(c, actor.id, hash, token.id ?? null);
     const n = await revokeUserApiTokens(c, actor.id);
+    await revokeCalendarToken(c, actor.id);
     await recordAudit(c, { teamId: row.team_id, actorId: actor.id, action: 'user.password_change', targetId: actor.id, details: { revoked: n } });
   });
   await auth.limiter.succeeded(attempt);

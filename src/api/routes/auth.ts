@@ -30,7 +30,7 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   app.post('/v1/me/password', {
     schema: {
       tags: ['auth'],
-      summary: `Change your password (at least ${MIN_PASSWORD_LENGTH} characters, not a common one). Ends your other sessions and revokes your API tokens; the token used here stays valid`,
+      summary: `Change your password (at least ${MIN_PASSWORD_LENGTH} characters, not a common one). Ends your other sessions and revokes your API tokens and calendar feed token; the token used here stays valid`,
       body: Type.Object({
         current_password: Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH }),
         // Length and commonness are checked by the service: a 422 naming new_password.

@@ -1,13 +1,16 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { cancel, getOne, list, reschedule, rollbackByHand, schedule } from '../../services/deployments.ts';
+import { approveDeployment, rejectDeployment } from '../../services/approvals.ts';
+import { cancel, getOne, list, loadOut, reschedule, rollbackByHand, schedule } from '../../services/deployments.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
 import {
-  ErrorBody, IdParams, ListDeploymentsQuery, Page, ScheduleCreate, ScheduledDeployment, ScheduledDeploymentDetail, ScheduleUpdate, Wrapped,
+  ApproveBody, ErrorBody, IdParams, ListDeploymentsQuery, Page, RejectBody, RescheduledDeployment, ScheduleCreate, ScheduledDeployment,
+  ScheduledDeploymentDetail, ScheduleUpdate, Wrapped,
 } from '../schemas.ts';
 
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody };
+const decisionErrors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody };
 
 export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -32,7 +35,8 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   app.patch('/v1/scheduled_deployments/:id', {
     schema: {
       tags: ['scheduled deployments'], summary: 'Reschedule (deployers); a pending dependency moves with it, keeping its lead',
-      params: IdParams, body: ScheduleUpdate, response: { 200: Wrapped(ScheduledDeployment), ...errors },
+      description: 'Moving a deployment by more than its expiry voids the approvals given (`result.approval_reset: true`): they must be given again.',
+      params: IdParams, body: ScheduleUpdate, response: { 200: Wrapped(RescheduledDeployment), ...errors },
     },
   }, async (req) => ({ result: await reschedule(ctx.pool, requireRole(req, 'deployer'), req.params.id, req.body) }));
 
@@ -52,4 +56,27 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
       params: IdParams, response: { 202: Wrapped(ScheduledDeployment), 403: ErrorBody, ...errors },
     },
   }, async (req, reply) => reply.status(202).send({ result: await rollbackByHand(ctx.pool, requireRole(req, 'deployer'), req.params.id) }));
+
+  app.post('/v1/scheduled_deployments/:id/approve', {
+    schema: {
+      tags: ['scheduled deployments'],
+      summary: 'Approve a deployment that needs approval (a role in the app\'s approval.from_roles; not its creator)',
+      description: '403 `self_approval` for the user who scheduled it, 403 for a viewer or a role the policy leaves out; 409 `already_decided` on a second decision by the same user, `rejected`, `already_final`, `approval_not_required`.',
+      params: IdParams, body: ApproveBody, response: { 200: Wrapped(ScheduledDeployment), ...decisionErrors },
+    },
+  }, async (req) => {
+    await approveDeployment(ctx.pool, { deploymentId: req.params.id, teamId: req.user.team_id, userId: req.user.id, comment: req.body?.comment, role: req.user.role });
+    return { result: await loadOut(ctx.pool, req.user.team_id, req.params.id) };
+  });
+
+  app.post('/v1/scheduled_deployments/:id/reject', {
+    schema: {
+      tags: ['scheduled deployments'],
+      summary: 'Reject a deployment that needs approval, saying why (`comment` required): at its instant it ends skipped',
+      params: IdParams, body: RejectBody, response: { 200: Wrapped(ScheduledDeployment), ...decisionErrors },
+    },
+  }, async (req) => {
+    await rejectDeployment(ctx.pool, { deploymentId: req.params.id, teamId: req.user.team_id, userId: req.user.id, comment: req.body?.comment, role: req.user.role });
+    return { result: await loadOut(ctx.pool, req.user.team_id, req.params.id) };
+  });
 }

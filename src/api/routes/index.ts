@@ -3,6 +3,7 @@ import type { ApiContext } from '../context.ts';
 import apps from './apps.ts';
 import audit from './audit.ts';
 import auth from './auth.ts';
+import calendar from './calendar.ts';
 import credentials from './credentials.ts';
 import deployments from './deployments.ts';
 import events from './events.ts';
@@ -14,5 +15,5 @@ import tokens from './tokens.ts';
 
 /** Every /v1 route module; each is a plain function of (app, ctx). */
 export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
-  for (const routes of [auth, teams, apps, credentials, deployments, events, notifications, audit, tokens, oidc, schedules]) await routes(app, ctx);
+  for (const routes of [auth, teams, apps, credentials, deployments, events, notifications, audit, tokens, oidc, schedules, calendar]) await routes(app, ctx);
 }

@@ -5,12 +5,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { NOTIFY_EVENTS } from '../../db/sql/notifications.ts';
-import { createNotification, deleteNotification, listNotifications, updateNotification } from '../../services/notifications.ts';
+import {
+  createNotification, deleteNotification, listNotifications, REMIND_MAX_SECONDS, REMIND_MIN_SECONDS, updateNotification,
+} from '../../services/notifications.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
 import { ErrorBody, IdParams, ListQuery, Page } from '../schemas.ts';
 
 const NotifyEvent = Type.Union(NOTIFY_EVENTS.map((e) => Type.Literal(e)));
+// No minimum/maximum here: the service answers 422 `invalid_remind_before` naming the field and the limits.
+const RemindBefore = Type.Union([Type.Integer(), Type.Null()], {
+  description: `remind this many seconds before each scheduled deployment of the team (${REMIND_MIN_SECONDS} to ${REMIND_MAX_SECONDS}, e.g. 900), with signed postpone/approve links; null: no reminders`,
+});
 const NotifyFormat = Type.Union([Type.Literal('json'), Type.Literal('slack')], {
   description: '"json": the event object; "slack": a Slack incoming-webhook body {text, blocks}',
 });
@@ -18,9 +24,10 @@ const NotifyFormat = Type.Union([Type.Literal('json'), Type.Literal('slack')], {
 export const NotificationCreate = Type.Object(
   {
     url: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048, description: 'where to POST' }),
-    events: Type.Array(NotifyEvent, { minItems: 1, maxItems: NOTIFY_EVENTS.length, uniqueItems: true, description: 'final states to be told about' }),
+    events: Type.Array(NotifyEvent, { minItems: 1, maxItems: NOTIFY_EVENTS.length, uniqueItems: true, description: 'final states (failed, missed, skipped, succeeded) and approval events (approval_requested, approved, rejected) to be told about' }),
     format: Type.Optional(NotifyFormat),
     secret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'HMAC-SHA256 key for X-Shipclock-Signature; write-only' })),
+    remind_before_seconds: Type.Optional(RemindBefore),
   },
   { additionalProperties: false },
 );
@@ -34,6 +41,7 @@ export const NotificationUpdate = Type.Object(
       Type.String({ minLength: 1, maxLength: 1024 }),
       Type.Null(),
     ], { description: 'a new HMAC-SHA256 key (write-only), or null to stop signing' })),
+    remind_before_seconds: Type.Optional(RemindBefore),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -44,6 +52,7 @@ export const Notification = Type.Object({
   events: Type.Array(NotifyEvent),
   format: NotifyFormat,
   has_secret: Type.Boolean({ description: 'whether deliveries are signed (the secret itself is never returned)' }),
+  remind_before_seconds: Type.Union([Type.Integer(), Type.Null()], { description: 'the reminder lead in seconds; null: no reminders' }),
   created_at: Type.String({ format: 'date-time' }),
 });
 
@@ -65,7 +74,7 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
   app.patch('/v1/notifications/:id', {
     schema: {
       tags: ['notifications'],
-      summary: 'Change a subscription\'s url, events, format or secret (owners); queued deliveries follow the change',
+      summary: 'Change a subscription\'s url, events, format, secret or reminder lead (owners); queued deliveries follow the change',
       params: IdParams, body: NotificationUpdate, response: { 200: Notification, 404: ErrorBody },
     },
   }, async (req) => updateNotification(ctx.pool, ctx.box, requireRole(req, 'owner'), req.params.id, req.body));

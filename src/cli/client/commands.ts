@@ -1,5 +1,5 @@
 /**
- * The API client commands of `shipclock`: login, apps ls, schedule, ls, show, cancel, watch.
+ * The API client commands of `shipclock`: login, apps ls, schedule, ls, show, cancel, approve, reject, watch.
  * Exit codes: 0 done, 1 the server or the network said no (the message says why), 2 usage
  * errors (a bad option value included).
  */
@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError } from './http.ts';
 import { readConfig, writeConfig } from './config.ts';
 import { looksLikeId, machineZone, parseAt, parseDuration, parseLimit, parseState, parseZone, UsageError } from './parse.ts';
-import { appLabel, deploymentDetails, deploymentSummary, localString, table, type AppView, type DeploymentView } from './format.ts';
+import { appLabel, approvalLabel, deploymentDetails, deploymentSummary, localString, table, type AppView, type DeploymentView } from './format.ts';
 import { registerScheduleCommands } from './schedules.ts';
 import { watchDeployment } from './watch.ts';
 
@@ -140,19 +140,23 @@ export function registerClientCommands(program: Command): void {
     .description('list scheduled deployments (newest instants last)')
     .option('--state <state>', 'only this state: scheduled, running, succeeded, failed, canceled, skipped, missed', opt(parseState))
     .option('--app <app>', 'only this app (name or id)')
+    .option('--approval <status>', 'only this approval status: pending, approved, rejected', opt((v) => {
+      if (!['pending', 'approved', 'rejected'].includes(v)) throw new Error(`--approval must be pending, approved or rejected, got "${v}"`);
+      return v;
+    }))
     .option('--limit <n>', 'at most this many (default 50)', opt(parseLimit), 50)
     .option('--json', 'print JSON')
-    .action(run(async (o: { state?: string; app?: string; limit: number; json?: boolean }) => {
+    .action(run(async (o: { state?: string; app?: string; approval?: string; limit: number; json?: boolean }) => {
       const c = client();
       const list = await appsById(c);
       const app = o.app ? await resolveApp(list, o.app) : undefined;
-      const rows = await c.all<DeploymentView>('/v1/scheduled_deployments', { state: o.state, app: app?.id }, o.limit);
+      const rows = await c.all<DeploymentView>('/v1/scheduled_deployments', { state: o.state, app: app?.id, approval: o.approval }, o.limit);
       if (o.json) return json(rows);
       if (!rows.length) return out('no deployments');
       const names = nameMap(list);
       out(table(
-        ['ID', 'APP', 'STATE', 'LOCAL TIME', 'ZONE', 'RUN AT (UTC)', 'AFTER'],
-        rows.map((d) => [d.id, appLabel(d, names), d.state, localString(d), d.timezone, d.run_at, d.dependency ? appLabel(d.dependency, names) : '']),
+        ['ID', 'APP', 'STATE', 'APPROVAL', 'LOCAL TIME', 'ZONE', 'RUN AT (UTC)', 'AFTER'],
+        rows.map((d) => [d.id, appLabel(d, names), d.state, approvalLabel(d), localString(d), d.timezone, d.run_at, d.dependency ? appLabel(d.dependency, names) : '']),
       ));
     }));
 
@@ -180,6 +184,35 @@ export function registerClientCommands(program: Command): void {
       const { result } = await c.post<{ result: DeploymentView }>(`/v1/scheduled_deployments/${encodeURIComponent(id)}/cancel`);
       if (o.json) return json(result);
       out(`${result.id}  ${result.state}`);
+    }));
+
+  program
+    .command('approve')
+    .description('approve a deployment that needs approval (not one you scheduled)')
+    .argument('<id>', 'deployment id')
+    .option('--comment <text>', 'a note kept with the approval')
+    .option('--json', 'print JSON')
+    .action(run(async (id: string, o: { comment?: string; json?: boolean }) => {
+      const c = client();
+      await getDeployment(c, id);
+      const { result } = await c.post<{ result: DeploymentView }>(`/v1/scheduled_deployments/${encodeURIComponent(id)}/approve`, o.comment ? { comment: o.comment } : {});
+      if (o.json) return json(result);
+      out(`${result.id}  ${result.state}  approval ${approvalLabel(result)}`);
+    }));
+
+  program
+    .command('reject')
+    .description('reject a deployment that needs approval, saying why: at its instant it is skipped')
+    .argument('<id>', 'deployment id')
+    .option('--comment <text>', 'why (required)')
+    .option('--json', 'print JSON')
+    .action(run(async (id: string, o: { comment?: string; json?: boolean }) => {
+      if (!o.comment?.trim()) throw new UsageError('--comment is required: say why');
+      const c = client();
+      await getDeployment(c, id);
+      const { result } = await c.post<{ result: DeploymentView }>(`/v1/scheduled_deployments/${encodeURIComponent(id)}/reject`, { comment: o.comment });
+      if (o.json) return json(result);
+      out(`${result.id}  ${result.state}  approval ${approvalLabel(result)}`);
     }));
 
   program

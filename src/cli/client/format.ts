@@ -24,6 +24,22 @@ export interface DeploymentView {
   events?: Array<{ at?: string; state?: string; message?: string | null }>;
   log?: string | null;
   rollback?: { state: string; ref?: Record<string, unknown> | null; error?: string; started_at?: string | null; finished_at?: string | null } | null;
+  approval?: ApprovalView | null;
+}
+
+export interface ApprovalView {
+  required: number;
+  approvals: Array<{ user: { email: string }; at: string; comment?: string | null }>;
+  rejection?: { user: { email: string }; at: string; comment?: string | null } | null;
+  status: 'pending' | 'approved' | 'rejected';
+}
+
+/** "pending 1/2", "approved 2/2", "rejected"; empty when no approval is needed. */
+export function approvalLabel(d: DeploymentView): string {
+  const a = d.approval;
+  if (!a) return '';
+  if (a.status === 'rejected') return 'rejected';
+  return `${a.status} ${a.approvals.length}/${a.required}`;
 }
 
 export function appIdOf(d: DeploymentView): string {
@@ -74,6 +90,12 @@ export function deploymentDetails(d: DeploymentView, names: Map<string, string>)
     if (rb.started_at) lines.push(`  started:   ${rb.started_at}`);
     if (rb.finished_at) lines.push(`  finished:  ${rb.finished_at}`);
     if (rb.ref && Object.keys(rb.ref).length) lines.push(`  ref:       ${Object.entries(rb.ref).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  }
+  if (d.approval) {
+    lines.push(`approval:    ${approvalLabel(d)}`);
+    for (const a of d.approval.approvals) lines.push(`  approved by ${a.user.email} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
+    const r = d.approval.rejection;
+    if (r) lines.push(`  rejected by ${r.user.email} at ${r.at}${r.comment ? `: ${r.comment}` : ''}`);
   }
   if (d.dependency) {
     const dep = d.dependency;

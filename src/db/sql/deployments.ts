@@ -4,6 +4,7 @@
  */
 import type { DeploymentState } from '../../core/state.ts';
 import type { Queryable } from '../pool.ts';
+import { approvalStatusSql } from './approvals.ts';
 import { DUE_CHANNEL, DUE_NOTIFY_HORIZON_SECONDS, EVENTS_CHANNEL, eventPayloadSql } from './events.ts';
 
 export interface DeploymentRow {
@@ -51,6 +52,8 @@ export interface DeploymentRow {
   rollback_requested_by: string | null;
   rollback_started_at: Date | null;
   rollback_finished_at: Date | null;
+  /** Approvals this deployment needs before it may fire (the app's policy when it was scheduled); null: none. */
+  approval_required: number | null;
 }
 
 export type RollbackState = 'pending' | 'running' | 'succeeded' | 'failed' | 'not_possible';
@@ -75,9 +78,10 @@ export async function insertDeployment(db: Queryable, d: NewDeployment): Promise
   const r = await db.query<{ id: string }>(
     `INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
         local_minute, local_second, utc_offset, disambiguation, dependency_id, dependency_lead_seconds,
-        expires_after_seconds, expires_at, due_at, created_by)
+        expires_after_seconds, expires_at, due_at, created_by, approval_required)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-             $3::timestamptz + $15::integer * interval '1 second', $3, $16)
+             $3::timestamptz + $15::integer * interval '1 second', $3, $16,
+             (SELECT approval_required FROM apps WHERE id = $2))
      RETURNING id`,
     [d.team_id, d.app_id, d.run_at, d.timezone, d.local.year, d.local.month, d.local.day, d.local.hour, d.local.minute,
       d.local.second, d.utc_offset, d.disambiguation, d.dependency_id, d.dependency_lead_seconds, d.expires_after_seconds, d.created_by],
@@ -89,8 +93,8 @@ export async function insertDeployment(db: Queryable, d: NewDeployment): Promise
 export const API_COLUMNS = [
   'id', 'app_id', 'state', 'run_at', 'timezone', 'local_year', 'local_month', 'local_day', 'local_hour', 'local_minute',
   'local_second', 'utc_offset', 'dependency_lead_seconds', 'expires_at', 'attempts', 'error', 'provider_ref', 'created_at',
-  'started_at', 'finished_at', 'schedule_id', 'rollback_state', 'rollback_ref', 'rollback_error', 'rollback_started_at',
-  'rollback_finished_at',
+  'started_at', 'finished_at', 'schedule_id', 'approval_required', 'rollback_state', 'rollback_ref', 'rollback_error',
+  'rollback_started_at', 'rollback_finished_at',
 ] as const;
 export type ApiRow = Pick<DeploymentRow, (typeof API_COLUMNS)[number] | 'app_name'>;
 
@@ -120,13 +124,13 @@ export async function insertScheduled(
     text: `WITH now AS MATERIALIZED (
        SELECT clock_timestamp() AS now
      ), app AS MATERIALIZED (
-       SELECT id, name FROM apps WHERE id = $2::uuid AND team_id = $1::uuid AND deleted_at IS NULL
+       SELECT id, name, approval_required FROM apps WHERE id = $2::uuid AND team_id = $1::uuid AND deleted_at IS NULL
      ), ins AS (
        INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
-           local_minute, local_second, utc_offset, disambiguation, expires_after_seconds, expires_at, due_at, created_by)
+           local_minute, local_second, utc_offset, disambiguation, expires_after_seconds, expires_at, due_at, created_by, approval_required)
        SELECT $1::uuid, app.id, $3::timestamptz, $4::text, $5::integer, $6::integer, $7::integer, $8::integer,
               $9::integer, $10::integer, $11::text, $12::text, $13::integer,
-              $3::timestamptz + $13::integer * interval '1 second', $3::timestamptz, $14::uuid
+              $3::timestamptz + $13::integer * interval '1 second', $3::timestamptz, $14::uuid, app.approval_required
          FROM app, now
         WHERE $3::timestamptz > now.now
        RETURNING ${API_COLUMNS.join(', ')}, team_id
@@ -139,6 +143,16 @@ export async function insertScheduled(
        SELECT ins.team_id, $14::uuid, 'deployment.create', ins.id::text,
               jsonb_build_object('app', app.name, 'run_at', $15::text, 'timezone', $4::text, 'dependency', NULL)
          FROM ins, app
+     ), asked AS (
+       -- approval_requested notifications (the outbox, in this statement's implicit transaction)
+       INSERT INTO notification_deliveries (subscription_id, team_id, deployment_id, event, payload)
+       SELECT s.id, s.team_id, ins.id, 'approval_requested', jsonb_build_object(
+                'event', 'deployment.approval_requested', 'deployment_id', ins.id, 'app_id', ins.app_id, 'app_name', app.name,
+                'state', ins.state, 'run_at', ins.run_at, 'timezone', ins.timezone,
+                'approval', jsonb_build_object('required', ins.approval_required, 'approvals', 0), 'by', NULL, 'comment', NULL)
+         FROM ins JOIN app ON true
+         JOIN notification_subscriptions s ON s.team_id = ins.team_id AND 'approval_requested' = ANY (s.events)
+        WHERE ins.approval_required IS NOT NULL
      )
      SELECT now.now AS db_now, app.name AS found_app, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
             CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', '[' || ${eventPayloadSql('ev', 'ins')} || ']') END AS notified,
@@ -170,6 +184,7 @@ export interface ListFilter {
   states?: string[];
   appId?: string;
   scheduleId?: string;
+  approval?: 'pending' | 'approved' | 'rejected';
   from?: Date;
   to?: Date;
   after?: { runAt: Date; id: string };
@@ -184,6 +199,7 @@ export async function listDeployments(db: Queryable, f: ListFilter): Promise<Dep
   if (f.states?.length) add('d.state = ANY(?::text[])', f.states);
   if (f.appId) add('d.app_id = ?', f.appId);
   if (f.scheduleId) add('d.schedule_id = ?', f.scheduleId);
+  if (f.approval) where.push(approvalStatusSql('d', f.approval));
   if (f.from) add('d.run_at >= ?', f.from);
   if (f.to) add('d.run_at < ?', f.to);
   if (f.after) {

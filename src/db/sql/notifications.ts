@@ -4,8 +4,16 @@
  */
 import type { Queryable } from '../pool.ts';
 
-/** Final states, and the ends of a rollback (rollback_failed: it failed or could not be made). */
-export const NOTIFY_EVENTS = ['failed', 'missed', 'skipped', 'succeeded', 'rollback_failed', 'rollback_succeeded'] as const;
+/**
+ * The notification event catalogue: final states, then the approval events (src/services/approvals.ts):
+ * `approval_requested` (a deployment that needs approval was scheduled), `approved` (its required
+ * count was reached), `rejected`.
+ */
+export const NOTIFY_EVENTS = [
+  'failed', 'missed', 'skipped', 'succeeded', 'approval_requested', 'approved', 'rejected',
+  // The ends of a rollback (rollback_failed: it failed or could not be made).
+  'rollback_failed', 'rollback_succeeded',
+] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 export type NotifyFormat = 'json' | 'slack';
 
@@ -16,22 +24,24 @@ export interface SubscriptionRow {
   events: NotifyEvent[];
   format: NotifyFormat;
   has_secret: boolean;
+  /** Null: no reminders. */
+  remind_before_seconds: number | null;
   created_at: Date;
   /** created_at with microseconds (a JS Date keeps milliseconds only), for keyset cursors. */
   cursor_at: string;
 }
 
-const SUBSCRIPTION_COLUMNS = `id, team_id, url, events, format, secret IS NOT NULL AS has_secret, created_at,
+const SUBSCRIPTION_COLUMNS = `id, team_id, url, events, format, secret IS NOT NULL AS has_secret, remind_before_seconds, created_at,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at`;
 
 export async function insertSubscription(
   db: Queryable,
-  s: { teamId: string; url: string; events: NotifyEvent[]; format: NotifyFormat; secret: Buffer | null; createdBy: string | null },
+  s: { teamId: string; url: string; events: NotifyEvent[]; format: NotifyFormat; secret: Buffer | null; createdBy: string | null; remindBeforeSeconds?: number | null },
 ): Promise<SubscriptionRow> {
   const { rows } = await db.query<SubscriptionRow>(
-    `INSERT INTO notification_subscriptions (team_id, url, events, format, secret, created_by)
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${SUBSCRIPTION_COLUMNS}`,
-    [s.teamId, s.url, s.events, s.format, s.secret, s.createdBy],
+    `INSERT INTO notification_subscriptions (team_id, url, events, format, secret, created_by, remind_before_seconds)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${SUBSCRIPTION_COLUMNS}`,
+    [s.teamId, s.url, s.events, s.format, s.secret, s.createdBy, s.remindBeforeSeconds ?? null],
   );
   return rows[0];
 }
@@ -59,15 +69,17 @@ export async function updateSubscription(
   db: Queryable,
   teamId: string,
   id: string,
-  s: { url?: string; events?: NotifyEvent[]; format?: NotifyFormat; secret?: Buffer | null },
+  s: { url?: string; events?: NotifyEvent[]; format?: NotifyFormat; secret?: Buffer | null; remindBeforeSeconds?: number | null },
 ): Promise<SubscriptionRow | null> {
   const { rows } = await db.query<SubscriptionRow>(
     `UPDATE notification_subscriptions
         SET url = COALESCE($3, url), events = COALESCE($4, events), format = COALESCE($5, format),
-            secret = CASE WHEN $6::boolean THEN $7 ELSE secret END
+            secret = CASE WHEN $6::boolean THEN $7 ELSE secret END,
+            remind_before_seconds = CASE WHEN $8::boolean THEN $9::integer ELSE remind_before_seconds END
       WHERE team_id = $1 AND id = $2
       RETURNING ${SUBSCRIPTION_COLUMNS}`,
-    [teamId, id, s.url ?? null, s.events ?? null, s.format ?? null, s.secret !== undefined, s.secret ?? null],
+    [teamId, id, s.url ?? null, s.events ?? null, s.format ?? null, s.secret !== undefined, s.secret ?? null,
+      s.remindBeforeSeconds !== undefined, s.remindBeforeSeconds ?? null],
   );
   return rows[0] ?? null;
 }

@@ -182,6 +182,8 @@ export interface InsertedOccurrence {
   schedule_id: string;
   occurrence_at: Date;
   schedule_role: 'occurrence' | 'dependency';
+  /** Approvals it needs before it may fire (its app's policy now); null: none. */
+  approval_required: number | null;
 }
 
 /**
@@ -196,12 +198,13 @@ export async function insertOccurrences(db: Queryable, rows: OccurrenceRow[]): P
   const col = <T>(f: (r: OccurrenceRow) => T) => rows.map(f);
   const cols = `team_id, app_id, schedule_id, schedule_generation, schedule_role, occurrence_at, run_at, timezone, local_year, local_month,
       local_day, local_hour, local_minute, local_second, utc_offset, state, error, expires_after_seconds, expires_at, due_at,
-      finished_at, created_by`;
+      finished_at, created_by, approval_required`;
   const values = `x.team_id, x.app_id, x.schedule_id, x.generation, x.role, x.occurrence_at, x.run_at, x.timezone, x.ly, x.lmo,
       x.ld, x.lh, x.lmi, x.ls, x.utc_offset, x.state, x.error, x.expires, x.run_at + x.expires * interval '1 second',
-      CASE WHEN x.state = 'scheduled' THEN x.run_at END, CASE WHEN x.state IN ('scheduled', 'held') THEN NULL ELSE now() END, x.created_by`;
+      CASE WHEN x.state = 'scheduled' THEN x.run_at END, CASE WHEN x.state IN ('scheduled', 'held') THEN NULL ELSE now() END, x.created_by,
+      (SELECT a.approval_required FROM apps a WHERE a.id = x.app_id)`;
   const conflict = `ON CONFLICT (schedule_id, schedule_generation, occurrence_at, schedule_role) WHERE schedule_id IS NOT NULL DO NOTHING`;
-  const returning = 'RETURNING id, team_id, app_id, state, error, run_at, schedule_id, occurrence_at, schedule_role';
+  const returning = 'RETURNING id, team_id, app_id, state, error, run_at, schedule_id, occurrence_at, schedule_role, approval_required';
   const r = await db.query<InsertedOccurrence>(
     `WITH x AS (
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[],

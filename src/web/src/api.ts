@@ -27,8 +27,22 @@ export type Target =
       type: 'ecs'; region: string; cluster: string; service: string; image?: string; container?: string;
       credentials: string; poll_interval_seconds?: number; timeout_seconds?: number;
     }
-  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number };
+  | { type: 'digitalocean'; app_id: string; credentials: string; force_build?: boolean; poll_interval_seconds?: number; timeout_seconds?: number }
+  | {
+      type: 'github_actions'; credentials: string; repository: string; workflow: string; ref: string; inputs?: Record<string, string>;
+      poll_interval_seconds?: number; timeout_seconds?: number;
+    }
+  | {
+      type: 'kubernetes'; credentials: string; namespace: string; kind?: 'Deployment' | 'StatefulSet' | 'DaemonSet'; name: string;
+      container?: string; image?: string; poll_interval_seconds?: number; timeout_seconds?: number;
+    };
 export type TargetType = Target['type'];
+
+/** An app's approval policy: approvals a deployment needs before it fires, and whose count. */
+export interface ApprovalPolicy {
+  required: number;
+  from_roles?: Array<'owner' | 'deployer'>;
+}
 
 export interface App {
   id: string;
@@ -37,6 +51,8 @@ export interface App {
   retry?: { max_attempts: number; backoff_seconds: number };
   /** What happens when a deployment fails after it changed something (default none). */
   on_failure?: 'none' | 'rollback';
+  /** null: no approval needed. */
+  approval?: ApprovalPolicy | null;
   created_at?: string;
   updated_at?: string;
 }
@@ -44,7 +60,12 @@ export interface App {
 export interface Credential {
   id: string;
   name: string;
-  provider: 'aws' | 'digitalocean';
+  provider: 'aws' | 'digitalocean' | 'github' | 'kubernetes';
+  /** github: the GitHub Enterprise Server API root, when set. */
+  api_url?: string;
+  /** kubernetes: the API server URL and the kubeconfig context (never a secret). */
+  server?: string;
+  context?: string;
   created_at?: string;
 }
 
@@ -78,6 +99,8 @@ export interface ScheduledDeployment {
   schedule_id?: string | null;
   /** Its rollback (the app's on_failure "rollback", or by hand); null when none was made. */
   rollback?: Rollback | null;
+  /** null when its app needed no approval when it was scheduled. */
+  approval?: Approval | null;
 }
 
 export interface Rollback {
@@ -86,6 +109,22 @@ export interface Rollback {
   error?: string;
   started_at: string | null;
   finished_at: string | null;
+}
+
+export interface ApprovalDecision {
+  user: { id: string; email: string };
+  at: string;
+  comment: string | null;
+  via?: string | null;
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected';
+
+export interface Approval {
+  required: number;
+  approvals: ApprovalDecision[];
+  rejection: ApprovalDecision | null;
+  status: ApprovalStatus;
 }
 
 export interface DeploymentEvent {
@@ -187,6 +226,7 @@ function query(params: Record<string, string | number | undefined | null>): stri
 export interface DeploymentFilter {
   state?: string;
   app?: string;
+  approval?: ApprovalStatus;
   from?: string;
   to?: string;
   cursor?: string | null;
@@ -211,9 +251,13 @@ export const api = {
   getDeployment: (id: string) => request<{ result: DeploymentDetail }>('GET', `/v1/scheduled_deployments/${encodeURIComponent(id)}`),
   schedule: (body: ScheduleRequest) => request<{ result: ScheduledDeployment }>('POST', '/v1/scheduled_deployments', body),
   reschedule: (id: string, body: ScheduleRequest) =>
-    request<{ result: ScheduledDeployment }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
+    request<{ result: ScheduledDeployment & { approval_reset?: boolean } }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
   cancel: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/cancel`),
   rollback: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/rollback`),
+  approve: (id: string, comment?: string) =>
+    request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/approve`, comment ? { comment } : {}),
+  reject: (id: string, comment: string) =>
+    request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/reject`, { comment }),
 
   listSchedules: (cursor?: string | null) => request<ListPage<Schedule>>('GET', `/v1/schedules${query({ cursor, limit: 500 })}`),
   createSchedule: (body: ScheduleBody) => request<Schedule>('POST', '/v1/schedules', body),
@@ -330,4 +374,34 @@ export const accountsApi = {
   listTokens: (cursor?: string | null) => request<ListPage<ApiToken>>('GET', `/v1/tokens${query({ cursor, limit: 500 })}`),
   createToken: (body: { name: string; role?: Role; expires_in_days?: number }) => request<ApiToken & { token: string }>('POST', '/v1/tokens', body),
   revokeToken: (id: string) => request<null>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`),
+};
+
+export type NotifyEvent = 'failed' | 'missed' | 'skipped' | 'succeeded' | 'approval_requested' | 'approved' | 'rejected';
+
+/** A notification subscription (owners): final states, and reminders when `remind_before_seconds` is set. */
+export interface Subscription {
+  id: string;
+  url: string;
+  events: NotifyEvent[];
+  format: 'json' | 'slack';
+  has_secret: boolean;
+  remind_before_seconds: number | null;
+  created_at: string;
+}
+
+export interface SubscriptionBody {
+  url: string;
+  events: NotifyEvent[];
+  format: 'json' | 'slack';
+  secret?: string;
+  remind_before_seconds?: number | null;
+}
+
+/** Notifications and reminders (issue 12). */
+export const notificationsApi = {
+  list: (cursor?: string | null) => request<ListPage<Subscription>>('GET', `/v1/notifications${query({ cursor, limit: 500 })}`),
+  create: (body: SubscriptionBody) => request<Subscription>('POST', '/v1/notifications', body),
+  update: (id: string, body: Partial<SubscriptionBody> & { secret?: string | null }) =>
+    request<Subscription>('PATCH', `/v1/notifications/${encodeURIComponent(id)}`, body),
+  remove: (id: string) => request<null>('DELETE', `/v1/notifications/${encodeURIComponent(id)}`),
 };

@@ -18,6 +18,7 @@ const MembersPage = lazy(() => import('./pages/Members.tsx'));
 const TokensPage = lazy(() => import('./pages/Tokens.tsx'));
 const ChangePasswordPage = lazy(() => import('./pages/ChangePassword.tsx'));
 const SchedulesPage = lazy(() => import('./pages/Schedules.tsx'));
+const NotificationsPage = lazy(() => import('./pages/Notifications.tsx'));
 
 const { Header, Content, Sider } = Layout;
 
@@ -30,6 +31,7 @@ function Page({ path }: { path: string }) {
   if (path === '/schedules') return <SchedulesPage />;
   if (path === '/credentials' && me?.role === 'owner') return <CredentialsPage />;
   if (path === '/members' && me?.role === 'owner') return <MembersPage />;
+  if (path === '/notifications' && me?.role === 'owner') return <NotificationsPage />;
   if (path === '/tokens') return <TokensPage />;
   if (path === '/password') return <ChangePasswordPage />;
   return <DeploymentsPage />;
@@ -49,6 +51,7 @@ function Shell() {
     const titles: Record<string, string> = {
       '/login': 'Log in', '/deployments': 'Deployments', '/calendar': 'Calendar', '/apps': 'Applications', '/credentials': 'Credentials',
       '/members': 'Members', '/tokens': 'API tokens', '/password': 'Change password', '/schedules': 'Schedules',
+      '/notifications': 'Notifications',
     };
     document.title = `${titles[path] ?? (path.startsWith('/deployments/') ? 'Deployment' : 'shipclock')} · shipclock`;
   }, [path]);
@@ -78,6 +81,7 @@ function Shell() {
     { key: '/schedules', label: <a href="/schedules" onClick={(e) => e.preventDefault()}>Schedules</a> },
     ...(me.role === 'owner' ? [{ key: '/credentials', label: <a href="/credentials" onClick={(e) => e.preventDefault()}>Credentials</a> }] : []),
     ...(me.role === 'owner' ? [{ key: '/members', label: <a href="/members" onClick={(e) => e.preventDefault()}>Members</a> }] : []),
+    ...(me.role === 'owner' ? [{ key: '/notifications', label: <a href="/notifications" onClick={(e) => e.preventDefault()}>Notifications</a> }] : []),
     { key: '/tokens', label: <a href="/tokens" onClick={(e) => e.preventDefault()}>API tokens</a> },
   ];
 

@@ -1,5 +1,6 @@
 /**
- * Create or edit an application: a form per target type (webhook, command, ecs, digitalocean),
+ * Create or edit an application: a form per target type (webhook, command, ecs, digitalocean,
+ * github_actions, kubernetes),
  * with a picker of the team's stored credentials for the cloud targets. Secrets are write-only:
  * the API never returns them, so on edit an empty secret field means "keep the stored one".
  */
@@ -24,11 +25,21 @@ interface FormValues {
   credentials?: string;
   app_id?: string;
   force_build?: boolean;
+  repository?: string;
+  workflow?: string;
+  ref?: string;
+  inputs?: { name: string; value: string }[];
+  namespace?: string;
+  kind?: 'Deployment' | 'StatefulSet' | 'DaemonSet';
+  workload?: string;
   poll_interval_seconds?: number | null;
   timeout_seconds?: number | null;
   max_attempts?: number | null;
   backoff_seconds?: number | null;
   on_failure?: 'none' | 'rollback';
+  /** Approvals a deployment needs before it fires; empty: none. */
+  approval_required?: number | null;
+  approval_from_roles?: Array<'owner' | 'deployer'>;
 }
 
 const TYPE_OPTIONS: { value: TargetType; label: string }[] = [
@@ -36,10 +47,22 @@ const TYPE_OPTIONS: { value: TargetType; label: string }[] = [
   { value: 'command', label: 'Command (runs on the worker)' },
   { value: 'ecs', label: 'AWS ECS service' },
   { value: 'digitalocean', label: 'DigitalOcean App Platform' },
+  { value: 'github_actions', label: 'GitHub Actions workflow' },
+  { value: 'kubernetes', label: 'Kubernetes workload' },
 ];
 
+const KIND_OPTIONS = [
+  { value: 'Deployment', label: 'Deployment' },
+  { value: 'StatefulSet', label: 'StatefulSet' },
+  { value: 'DaemonSet', label: 'DaemonSet' },
+];
+
+/** The credential provider a cloud target needs (none for webhook and command). */
+const PROVIDER_OF: Partial<Record<TargetType, Credential['provider']>> = { ecs: 'aws', digitalocean: 'digitalocean', github_actions: 'github', kubernetes: 'kubernetes' };
+const PROVIDER_LABEL: Record<Credential['provider'], string> = { aws: 'AWS', digitalocean: 'DigitalOcean', github: 'GitHub', kubernetes: 'Kubernetes' };
+
 function toForm(app: App | null): Partial<FormValues> {
-  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10, on_failure: 'none' };
+  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10, approval_required: null, approval_from_roles: ['owner', 'deployer'], on_failure: 'none' };
   const t = app.target as Target & Record<string, unknown>;
   const v: Partial<FormValues> = {
     name: app.name,
@@ -47,6 +70,8 @@ function toForm(app: App | null): Partial<FormValues> {
     max_attempts: app.retry?.max_attempts ?? 3,
     backoff_seconds: app.retry?.backoff_seconds ?? 10,
     on_failure: app.on_failure ?? 'none',
+    approval_required: app.approval?.required ?? null,
+    approval_from_roles: app.approval?.from_roles ?? ['owner', 'deployer'],
     timeout_seconds: (t.timeout_seconds as number | undefined) ?? null,
   };
   if (t.type === 'webhook') {
@@ -61,6 +86,16 @@ function toForm(app: App | null): Partial<FormValues> {
     });
   } else if (t.type === 'digitalocean') {
     Object.assign(v, { app_id: t.app_id, credentials: t.credentials, force_build: !!t.force_build, poll_interval_seconds: t.poll_interval_seconds ?? null });
+  } else if (t.type === 'github_actions') {
+    Object.assign(v, {
+      repository: t.repository, workflow: t.workflow, ref: t.ref, credentials: t.credentials, poll_interval_seconds: t.poll_interval_seconds ?? null,
+      inputs: Object.entries(t.inputs ?? {}).map(([name, value]) => ({ name, value: String(value) })),
+    });
+  } else if (t.type === 'kubernetes') {
+    Object.assign(v, {
+      namespace: t.namespace, kind: t.kind ?? 'Deployment', workload: t.name, image: t.image, container: t.container,
+      credentials: t.credentials, poll_interval_seconds: t.poll_interval_seconds ?? null,
+    });
   }
   return v;
 }
@@ -88,10 +123,25 @@ function toTarget(v: FormValues): Target {
         type: 'digitalocean', app_id: v.app_id!, credentials: v.credentials!, force_build: v.force_build || undefined,
         poll_interval_seconds: v.poll_interval_seconds ?? undefined, timeout_seconds: timeout,
       });
+    case 'github_actions': {
+      const inputs = Object.fromEntries((v.inputs ?? []).filter((i) => i?.name).map((i) => [i.name, i.value ?? '']));
+      return clean({
+        type: 'github_actions', repository: v.repository!, workflow: v.workflow!, ref: v.ref!, credentials: v.credentials!,
+        inputs: Object.keys(inputs).length ? inputs : undefined, poll_interval_seconds: v.poll_interval_seconds ?? undefined, timeout_seconds: timeout,
+      });
+    }
+    case 'kubernetes':
+      return clean({
+        type: 'kubernetes', credentials: v.credentials!, namespace: v.namespace!, kind: v.kind, name: v.workload!, image: v.image,
+        container: v.container, poll_interval_seconds: v.poll_interval_seconds ?? undefined, timeout_seconds: timeout,
+      });
   }
 }
 
-const FIELD_OF: Record<string, string> = { 'target.type': 'type', type: 'type' };
+const FIELD_OF: Record<string, string> = {
+  'target.type': 'type', type: 'type', 'approval.required': 'approval_required', 'approval.from_roles': 'approval_from_roles',
+  'target.name': 'workload', '/target/name': 'workload',
+};
 function formField(apiField: string): string {
   return FIELD_OF[apiField] ?? apiField.replace(/^target\.|^\/?target\//, '').replace(/^retry\.|^\/?retry\//, '');
 }
@@ -110,7 +160,7 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
       .catch(() => setCredentials([]));
   }, []);
 
-  const provider = type === 'ecs' ? 'aws' : 'digitalocean';
+  const provider = PROVIDER_OF[type] ?? 'aws';
   const credentialOptions = credentials.filter((c) => c.provider === provider).map((c) => ({ value: c.id, label: `${c.name} (${c.provider})` }));
 
   async function onFinish(v: FormValues) {
@@ -120,6 +170,9 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
       target: toTarget(v),
       retry: clean({ max_attempts: v.max_attempts ?? undefined, backoff_seconds: v.backoff_seconds ?? undefined }) as App['retry'],
       on_failure: v.on_failure ?? 'none',
+      approval: v.approval_required
+        ? { required: v.approval_required, from_roles: v.approval_from_roles?.length ? v.approval_from_roles : undefined }
+        : null,
     };
     setBusy(true);
     try {
@@ -251,12 +304,70 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
           </>
         )}
 
-        {(type === 'ecs' || type === 'digitalocean') && (
+        {type === 'github_actions' && (
+          <>
+            <Form.Item label="Repository" name="repository" rules={required('repository (owner/name)')}>
+              <Input placeholder="acme/web" />
+            </Form.Item>
+            <Form.Item label="Workflow" name="workflow" rules={required('workflow file name or id')} extra="The file in .github/workflows (deploy.yml) or the workflow's numeric id. It needs a workflow_dispatch trigger.">
+              <Input placeholder="deploy.yml" />
+            </Form.Item>
+            <Form.Item label="Ref" name="ref" rules={required('branch or tag')}>
+              <Input placeholder="main" />
+            </Form.Item>
+            <Form.Item label="Inputs" extra="workflow_dispatch inputs the workflow declares. shipclock sets deployment_id, run_at, action and shipclock_id itself when declared.">
+              <Form.List name="inputs">
+                {(fields, { add, remove }) => (
+                  <>
+                    {fields.map((f, i) => (
+                      <Space key={f.key} align="baseline" wrap>
+                        <Form.Item name={[f.name, 'name']} rules={required('input name')}>
+                          <Input placeholder="Name" aria-label={`Input ${i + 1} name`} />
+                        </Form.Item>
+                        <Form.Item name={[f.name, 'value']}>
+                          <Input placeholder="Value" aria-label={`Input ${i + 1} value`} />
+                        </Form.Item>
+                        <Button onClick={() => remove(f.name)} aria-label={`Remove input ${i + 1}`}>
+                          Remove
+                        </Button>
+                      </Space>
+                    ))}
+                    <Button onClick={() => add({ name: '', value: '' })}>Add input</Button>
+                  </>
+                )}
+              </Form.List>
+            </Form.Item>
+          </>
+        )}
+
+        {type === 'kubernetes' && (
+          <>
+            <Form.Item label="Namespace" name="namespace" rules={required('namespace')}>
+              <Input placeholder="default" />
+            </Form.Item>
+            <Space wrap size="large" align="start">
+              <Form.Item label="Kind" name="kind" initialValue="Deployment">
+                <Select options={KIND_OPTIONS} style={{ width: 180 }} />
+              </Form.Item>
+              <Form.Item label="Workload name" name="workload" rules={required('Deployment, StatefulSet or DaemonSet name')}>
+                <Input placeholder="api" style={{ width: 300 }} />
+              </Form.Item>
+            </Space>
+            <Form.Item label="Image" name="image" extra="Optional: sets this container image. Without it, a rollout restart (as kubectl rollout restart).">
+              <Input placeholder="registry.example.com/api:1.2.3" />
+            </Form.Item>
+            <Form.Item label="Container" name="container" extra="The container whose image changes (default: the only one).">
+              <Input />
+            </Form.Item>
+          </>
+        )}
+
+        {(type === 'ecs' || type === 'digitalocean' || type === 'github_actions' || type === 'kubernetes') && (
           <>
             <Form.Item
               label="Credentials"
               name="credentials"
-              rules={[{ required: true, message: `Choose stored ${provider === 'aws' ? 'AWS' : 'DigitalOcean'} credentials` }]}
+              rules={[{ required: true, message: `Choose stored ${PROVIDER_LABEL[provider]} credentials` }]}
               extra={credentialOptions.length ? undefined : 'No stored credentials of this provider yet: add them on the Credentials page.'}
             >
               <Select showSearch={{ optionFilterProp: 'label' }} options={credentialOptions} placeholder="Choose credentials" />
@@ -279,6 +390,25 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
               options={[
                 { value: 'none', label: 'Leave it as it is' },
                 { value: 'rollback', label: 'Roll back to what ran before' },
+              ]}
+            />
+          </Form.Item>
+        </Space>
+        <Space wrap size="large" align="start">
+          <Form.Item
+            label="Approvals required"
+            name="approval_required"
+            extra="Before a deployment fires, this many people other than the one who scheduled it approve it (1–5). Empty: none."
+            style={{ maxWidth: 300 }}
+          >
+            <InputNumber min={1} max={5} precision={0} placeholder="none" />
+          </Form.Item>
+          <Form.Item label="Approvals from" name="approval_from_roles" style={{ minWidth: 220 }}>
+            <Select
+              mode="multiple"
+              options={[
+                { value: 'owner', label: 'owners' },
+                { value: 'deployer', label: 'deployers' },
               ]}
             />
           </Form.Item>

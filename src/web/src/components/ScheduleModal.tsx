@@ -181,6 +181,9 @@ export function ScheduleModal({ open, target, apps, onClose, onDone }: Props) {
     try {
       const res = reschedule ? await api.reschedule(reschedule.id, body) : await api.schedule(body);
       message.success(reschedule ? 'Deployment rescheduled' : 'Deployment scheduled');
+      if ('approval_reset' in res.result && res.result.approval_reset) {
+        message.warning('Moved by more than its expiry: its approvals were reset and must be given again');
+      }
       onDone(res.result);
     } catch (err) {
       if (err instanceof ApiError) {

@@ -19,6 +19,10 @@ function targetSummary(a: App): string {
       return `${t.region} / ${t.cluster} / ${t.service}${t.image ? ` → ${t.image}` : ''}`;
     case 'digitalocean':
       return `app ${t.app_id}`;
+    case 'github_actions':
+      return `${t.repository} · ${t.workflow} @ ${t.ref}`;
+    case 'kubernetes':
+      return `${t.kind ?? 'Deployment'} ${t.namespace}/${t.name}${t.image ? ` → ${t.image}` : ' (restart)'}`;
     default:
       return '';
   }
@@ -46,6 +50,12 @@ export default function AppsPage() {
       ),
     },
     { title: 'Retry', key: 'retry', render: (_, a) => (a.retry ? `${a.retry.max_attempts} × ${a.retry.backoff_seconds}s` : '—') },
+    {
+      title: 'Approvals',
+      key: 'approval',
+      render: (_, a) =>
+        a.approval ? `${a.approval.required} from ${(a.approval.from_roles ?? ['owner', 'deployer']).map((r) => `${r}s`).join(' or ')}` : '—',
+    },
   ];
   if (maySchedule || mayManage) {
     columns.push({

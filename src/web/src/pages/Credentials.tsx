@@ -6,8 +6,14 @@ import { formatInstant } from '../format.ts';
 
 interface Values {
   name: string;
-  provider: 'aws' | 'digitalocean';
+  provider: 'aws' | 'digitalocean' | 'github' | 'kubernetes';
+  /** kubernetes: a kubeconfig document, or a server URL with a token. */
+  form?: 'kubeconfig' | 'token';
+  kubeconfig?: string;
+  server?: string;
+  ca_certificate?: string;
   access_key_id?: string;
+  api_url?: string;
   secret_access_key?: string;
   session_token?: string;
   token?: string;
@@ -16,6 +22,7 @@ interface Values {
 function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void }) {
   const [form] = Form.useForm<Values>();
   const provider = Form.useWatch('provider', form) ?? 'aws';
+  const kubeForm = Form.useWatch('form', form) ?? 'kubeconfig';
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -23,7 +30,13 @@ function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void 
     const body: Record<string, string> =
       v.provider === 'aws'
         ? { name: v.name, provider: 'aws', access_key_id: v.access_key_id!, secret_access_key: v.secret_access_key!, ...(v.session_token ? { session_token: v.session_token } : {}) }
-        : { name: v.name, provider: 'digitalocean', token: v.token! };
+        : v.provider === 'github'
+          ? { name: v.name, provider: 'github', token: v.token!, ...(v.api_url?.trim() ? { api_url: v.api_url.trim() } : {}) }
+        : v.provider === 'kubernetes'
+          ? (v.form ?? 'kubeconfig') === 'kubeconfig'
+            ? { name: v.name, provider: 'kubernetes', kubeconfig: v.kubeconfig! }
+            : { name: v.name, provider: 'kubernetes', server: v.server!, token: v.token!, ...(v.ca_certificate ? { ca_certificate: v.ca_certificate } : {}) }
+          : { name: v.name, provider: 'digitalocean', token: v.token! };
     setBusy(true);
     try {
       await api.createCredential(body);
@@ -39,14 +52,53 @@ function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void 
   const req = (what: string) => [{ required: true, message: `Enter the ${what}` }];
   return (
     <Modal open title="Add credentials" okText="Add" onOk={() => form.submit()} onCancel={onClose} confirmLoading={busy} destroyOnHidden>
-      <Form<Values> form={form} name="credential" layout="vertical" initialValues={{ provider: 'aws' }} onFinish={onFinish}>
+      <Form<Values>
+        form={form}
+        name="credential"
+        layout="vertical"
+        initialValues={{ provider: 'aws' }}
+        onFinish={onFinish}
+        onValuesChange={(changed) => {
+          setError(null);
+          // An error the API put on a field goes once that field is edited.
+          form.setFields(Object.keys(changed).map((k) => ({ name: k as keyof Values, errors: [] })));
+        }}
+      >
         <Form.Item label="Name" name="name" rules={req('name')}>
           <Input autoFocus />
         </Form.Item>
         <Form.Item label="Provider" name="provider">
-          <Select options={[{ value: 'aws', label: 'AWS' }, { value: 'digitalocean', label: 'DigitalOcean' }]} />
+          <Select options={[{ value: 'aws', label: 'AWS' }, { value: 'digitalocean', label: 'DigitalOcean' }, { value: 'github', label: 'GitHub' }, { value: 'kubernetes', label: 'Kubernetes' }]} />
         </Form.Item>
-        {provider === 'aws' ? (
+        {provider === 'kubernetes' ? (
+          <>
+            <Form.Item label="Form" name="form" initialValue="kubeconfig">
+              <Select options={[{ value: 'kubeconfig', label: 'kubeconfig document' }, { value: 'token', label: 'API server URL and token' }]} />
+            </Form.Item>
+            {kubeForm === 'kubeconfig' ? (
+              <Form.Item
+                label="kubeconfig"
+                name="kubeconfig"
+                rules={req('kubeconfig')}
+                extra="Its current-context is used. Inline credentials only (token or client-certificate-data/client-key-data); exec plugins and file paths are refused."
+              >
+                <Input.TextArea rows={8} spellCheck={false} autoComplete="off" style={{ fontFamily: 'monospace' }} />
+              </Form.Item>
+            ) : (
+              <>
+                <Form.Item label="API server URL" name="server" rules={req('API server URL')}>
+                  <Input placeholder="https://k8s.example.com:6443" autoComplete="off" />
+                </Form.Item>
+                <Form.Item label="Token" name="token" rules={req('bearer token')} extra="e.g. a ServiceAccount token allowed to get and patch the workloads.">
+                  <Input.Password autoComplete="new-password" />
+                </Form.Item>
+                <Form.Item label="CA certificate" name="ca_certificate" extra="PEM; leave empty to trust the system CAs.">
+                  <Input.TextArea rows={4} spellCheck={false} style={{ fontFamily: 'monospace' }} />
+                </Form.Item>
+              </>
+            )}
+          </>
+        ) : provider === 'aws' ? (
           <>
             <Form.Item label="Access key ID" name="access_key_id" rules={req('access key id')}>
               <Input autoComplete="off" />
@@ -56,6 +108,15 @@ function NewCredential({ onClose, onSaved }: { onClose(): void; onSaved(): void 
             </Form.Item>
             <Form.Item label="Session token" name="session_token">
               <Input.Password autoComplete="new-password" />
+            </Form.Item>
+          </>
+        ) : provider === 'github' ? (
+          <>
+            <Form.Item label="Token" name="token" rules={req('GitHub token')} extra="A token that may dispatch workflows (actions: write) and read the workflow file (contents: read).">
+              <Input.Password autoComplete="new-password" />
+            </Form.Item>
+            <Form.Item label="API URL" name="api_url" extra="GitHub Enterprise Server only, e.g. https://ghe.example.com/api/v3. Leave blank for github.com.">
+              <Input placeholder="https://api.github.com" autoComplete="off" />
             </Form.Item>
           </>
         ) : (
@@ -107,7 +168,8 @@ export default function CredentialsPage() {
         locale={{ emptyText: 'No stored credentials' }}
         columns={[
           { title: 'Name', dataIndex: 'name', key: 'name' },
-          { title: 'Provider', key: 'provider', render: (_, c) => <Tag>{c.provider}</Tag> },
+          { title: 'Provider', key: 'provider', render: (_, c) => <>{<Tag>{c.provider}</Tag>}{c.api_url && <Typography.Text type="secondary">{c.api_url}</Typography.Text>}</> },
+          { title: 'Server', key: 'server', render: (_, c) => (c.server ? `${c.server}${c.context ? ` (${c.context})` : ''}` : '—') },
           { title: 'Added', key: 'created', render: (_, c) => (c.created_at ? formatInstant(c.created_at) : '—') },
           {
             title: 'Actions',

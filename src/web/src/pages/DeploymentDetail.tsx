@@ -3,7 +3,7 @@
  * to the AWS / DigitalOcean consoles when the target says where). Refreshes on live events.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { Alert, App as AntApp, Button, Card, Descriptions, Empty, Flex, Popconfirm, Space, Spin, Steps, Timeline, Typography } from 'antd';
+import { Alert, App as AntApp, Button, Card, Descriptions, Empty, Flex, Input, List, Popconfirm, Space, Spin, Steps, Timeline, Typography } from 'antd';
 import { ApiError, api, can, request, type App, type DeploymentDetail, type ScheduledDeployment } from '../api.ts';
 import { useDeploymentEvents } from '../events.ts';
 import { formatDuration, formatInstant, formatLocal, viewerZone } from '../format.ts';
@@ -11,6 +11,7 @@ import { linkClick, navigate } from '../router.ts';
 import { useSession } from '../session.tsx';
 import { ScheduleModal } from '../components/LazyScheduleModal.tsx';
 import { StateTag } from '../components/StateTag.tsx';
+import { ApprovalTag } from '../components/ApprovalTag.tsx';
 import { useApps } from '../components/useApps.ts';
 
 /** The chain from the first dependency to this deployment. */
@@ -31,7 +32,8 @@ interface ProviderLink {
  */
 export function providerLinks(ref: unknown, app: App | null): ProviderLink[] {
   const values: Record<string, unknown> = typeof ref === 'object' && ref !== null ? (ref as Record<string, unknown>) : { id: ref };
-  const where = app?.target.type === 'ecs' ? 'the AWS console' : app?.target.type === 'digitalocean' ? 'DigitalOcean' : "the provider's console";
+  const where = app?.target.type === 'ecs' ? 'the AWS console' : app?.target.type === 'digitalocean' ? 'DigitalOcean'
+    : app?.target.type === 'github_actions' ? 'GitHub' : app?.target.type === 'kubernetes' ? 'the Kubernetes API' : "the provider's console";
   const links: ProviderLink[] = Object.entries(values)
     .filter(([, v]) => typeof v === 'string' && /^https?:\/\//.test(v))
     .map(([k, v]) => ({ label: k === 'console_url' ? `Open in ${where}` : k, href: v as string }));
@@ -75,6 +77,91 @@ function ProviderRef({ value, app }: { value: unknown; app: App | null }) {
         </a>
       ))}
     </Space>
+  );
+}
+
+/**
+ * The approval card: who approved (or rejected) and why, and, for owners and deployers while the
+ * deployment is scheduled, Approve / Reject with a comment (a rejection needs one). The server
+ * decides the rest (the creator cannot approve, a role the policy leaves out, one decision each).
+ */
+function ApprovalCard({ d, mayDecide, onDone }: { d: ScheduledDeployment; mayDecide: boolean; onDone: () => Promise<void> }) {
+  const { message } = AntApp.useApp();
+  const [comment, setComment] = useState('');
+  const [busy, setBusy] = useState<'approve' | 'reject' | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const a = d.approval!;
+  const zone = viewerZone();
+  const decisions = [...a.approvals.map((x) => ({ ...x, kind: 'approved' })), ...(a.rejection ? [{ ...a.rejection, kind: 'rejected' }] : [])];
+
+  async function decide(kind: 'approve' | 'reject') {
+    if (kind === 'reject' && !comment.trim()) {
+      setError('Say why you reject it: a rejection needs a comment.');
+      return;
+    }
+    setBusy(kind);
+    setError(null);
+    try {
+      await (kind === 'approve' ? api.approve(d.id, comment.trim() || undefined) : api.reject(d.id, comment.trim()));
+      message.success(kind === 'approve' ? 'Approved' : 'Rejected');
+      setComment('');
+      await onDone();
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  return (
+    <Card title="Approval" size="small" extra={<ApprovalTag approval={a} />}>
+      <Space orientation="vertical" style={{ width: '100%' }}>
+        <Typography.Text>
+          {a.status === 'rejected'
+            ? 'Rejected: at its instant it is skipped.'
+            : a.status === 'approved'
+              ? `Approved (${a.approvals.length} of ${a.required}).`
+              : `Needs ${a.required - a.approvals.length} more approval${a.required - a.approvals.length === 1 ? '' : 's'} (${a.approvals.length} of ${a.required}); not approved at its instant, it is skipped.`}
+        </Typography.Text>
+        {decisions.length > 0 && (
+          <List
+            size="small"
+            aria-label="Decisions"
+            dataSource={decisions}
+            renderItem={(x) => (
+              <List.Item>
+                <Typography.Text>
+                  {x.kind} by {x.user.email} · {formatInstant(x.at, zone, true)}
+                  {x.via ? ` · through a ${x.via}` : ''}
+                  {x.comment ? `: ${x.comment}` : ''}
+                </Typography.Text>
+              </List.Item>
+            )}
+          />
+        )}
+        {mayDecide && a.status !== 'rejected' && (
+          <>
+            <Input.TextArea
+              aria-label="Approval comment"
+              placeholder="Comment (required to reject)"
+              maxLength={2000}
+              autoSize={{ minRows: 1, maxRows: 4 }}
+              value={comment}
+              onChange={(e) => setComment(e.target.value)}
+            />
+            <Space wrap>
+              <Button type="primary" loading={busy === 'approve'} disabled={busy !== null} onClick={() => decide('approve')}>
+                Approve
+              </Button>
+              <Button danger loading={busy === 'reject'} disabled={busy !== null} onClick={() => decide('reject')}>
+                Reject
+              </Button>
+            </Space>
+          </>
+        )}
+        {error && <Alert type="error" showIcon title={error} />}
+      </Space>
+    </Card>
   );
 }
 
@@ -232,6 +319,8 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
           ]}
         />
       </Card>
+
+      {d.approval && <ApprovalCard d={d} mayDecide={can(me, 'schedule') && d.state === 'scheduled'} onDone={load} />}
 
       <Card title="Dependency chain" size="small">
         {chain.length > 1 ? (

@@ -1,11 +1,14 @@
 /**
- * The deployments table: filters by state and app, cursor pagination (the server pages; the
- * browser never holds more than one page, so 1,000+ deployments stay fast), live state from
- * /v1/events, cancel and reschedule from the row.
+ * The deployments table: filters by state, app and approval status, cursor pagination (the server
+ * pages; the browser never holds more than one page, so 1,000+ deployments stay fast), live state
+ * from /v1/events (a row needing approval is read again on its events, so an approval given
+ * elsewhere shows at once), the count of pending approvals as a badge, cancel and reschedule from
+ * the row.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { Alert, App as AntApp, Button, Flex, Form, Popconfirm, Select, Space, Table, Tag, Typography, type TableColumnsType } from 'antd';
-import { ApiError, DEPLOYMENT_STATES, api, can, type Rollback, type ScheduledDeployment } from '../api.ts';
+import { Alert, App as AntApp, Badge, Button, Flex, Form, Popconfirm, Select, Space, Table, Tag, Typography, type TableColumnsType } from 'antd';
+import { ApiError, DEPLOYMENT_STATES, api, can, type ApprovalStatus, type Rollback, type ScheduledDeployment } from '../api.ts';
+import { ApprovalTag } from '../components/ApprovalTag.tsx';
 import { useDeploymentEvents, type DeploymentChange } from '../events.ts';
 import { formatInstant, formatLocal, viewerZone } from '../format.ts';
 import { linkClick } from '../router.ts';
@@ -15,6 +18,8 @@ import { StateTag } from '../components/StateTag.tsx';
 import { useApps } from '../components/useApps.ts';
 
 const PAGE_SIZES = [20, 50, 100, 500];
+/** The badge counts pending approvals up to this many ("500+" beyond). */
+const PENDING_COUNT_MAX = 500;
 
 /** The rollback state each rollback_* timeline event announces. */
 const ROLLBACK_EVENT_STATE: Record<string, Rollback['state']> = {
@@ -46,6 +51,8 @@ export default function DeploymentsPage() {
   const { apps } = useApps();
   const [stateFilter, setStateFilter] = useState<string | undefined>();
   const [appFilter, setAppFilter] = useState<string | undefined>();
+  const [approvalFilter, setApprovalFilter] = useState<ApprovalStatus | undefined>();
+  const [pending, setPending] = useState<{ n: number; more: boolean } | null>(null);
   const [pageSize, setPageSize] = useState(50);
   // cursors[i] is the cursor that fetches page i (page 0: null).
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
@@ -63,7 +70,7 @@ export default function DeploymentsPage() {
     let live = true;
     setLoading(true);
     api
-      .listDeployments({ state: stateFilter, app: appFilter, cursor: cursors[page], limit: pageSize })
+      .listDeployments({ state: stateFilter, app: appFilter, approval: approvalFilter, cursor: cursors[page], limit: pageSize })
       .then((res) => {
         if (!live) return;
         setRows(res.result);
@@ -75,7 +82,19 @@ export default function DeploymentsPage() {
     return () => {
       live = false;
     };
-  }, [stateFilter, appFilter, pageSize, cursors, page, reloadN]);
+  }, [stateFilter, appFilter, approvalFilter, pageSize, cursors, page, reloadN]);
+
+  // The pending-approvals badge: counted by the server's filter, again after every reload.
+  useEffect(() => {
+    let live = true;
+    api
+      .listDeployments({ approval: 'pending', limit: PENDING_COUNT_MAX })
+      .then((res) => live && setPending({ n: res.result.length, more: res.next_cursor !== null }))
+      .catch(() => live && setPending(null));
+    return () => {
+      live = false;
+    };
+  }, [reloadN]);
 
   const reload = useCallback(() => setReloadN((n) => n + 1), []);
   const resetPaging = () => {
@@ -88,16 +107,35 @@ export default function DeploymentsPage() {
   const rowsRef = useRef(rows);
   rowsRef.current = rows;
   useDeploymentEvents((e) => {
-    const known = rowsRef.current.some((r) => r.id === e.id || r.dependency?.id === e.id);
+    const holders = rowsRef.current.filter((r) => r.id === e.id || r.dependency?.id === e.id);
+    const known = holders.length > 0;
     if (known) setRows((rs) => rs.map((r) => applyChange(r, e)));
-    const filteredOut = stateFilter !== undefined;
+    // An approval or rejection is an event that does not change the state: read such rows again.
+    for (const r of holders) {
+      if (!r.approval && !r.dependency?.approval) continue;
+      api.getDeployment(r.id).then(({ result: { events: _e, log: _l, ...fresh } }) => {
+        setRows((rs) => rs.map((x) => (x.id === fresh.id ? fresh : x)));
+      }, () => {});
+    }
+    const filteredOut = stateFilter !== undefined || approvalFilter !== undefined;
+    if (known && !filteredOut) setReloadBadge();
     if ((!known && page === 0) || filteredOut) {
       if (reloadTimer.current) clearTimeout(reloadTimer.current);
       reloadTimer.current = setTimeout(reload, 400);
     }
   });
+  const badgeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  function setReloadBadge() {
+    if (badgeTimer.current) clearTimeout(badgeTimer.current);
+    badgeTimer.current = setTimeout(() => {
+      api
+        .listDeployments({ approval: 'pending', limit: PENDING_COUNT_MAX })
+        .then((res) => setPending({ n: res.result.length, more: res.next_cursor !== null }), () => {});
+    }, 400);
+  }
   useEffect(() => () => {
     if (reloadTimer.current) clearTimeout(reloadTimer.current);
+    if (badgeTimer.current) clearTimeout(badgeTimer.current);
   }, []);
 
   async function cancel(d: ScheduledDeployment) {
@@ -164,6 +202,11 @@ export default function DeploymentsPage() {
           ),
       },
       {
+        title: 'Approval',
+        key: 'approval',
+        render: (_, d) => (d.approval ? <ApprovalTag approval={d.approval} /> : <Typography.Text type="secondary">—</Typography.Text>),
+      },
+      {
         title: 'Actions',
         key: 'actions',
         render: (_, d) =>
@@ -197,11 +240,24 @@ export default function DeploymentsPage() {
         <Typography.Title level={2} id="deployments-title" style={{ margin: 0 }}>
           Deployments
         </Typography.Title>
-        {mayWrite && (
-          <Button type="primary" onClick={() => setModal({ kind: 'create' })}>
-            Schedule deployment
-          </Button>
-        )}
+        <Space wrap>
+          <Badge count={pending ? (pending.more ? `${pending.n}+` : pending.n) : 0} overflowCount={PENDING_COUNT_MAX} data-testid="pending-approvals-badge">
+            <Button
+              aria-label={`Pending approvals: ${pending?.n ?? 0}${pending?.more ? '+' : ''}`}
+              onClick={() => {
+                setApprovalFilter('pending');
+                resetPaging();
+              }}
+            >
+              Pending approvals
+            </Button>
+          </Badge>
+          {mayWrite && (
+            <Button type="primary" onClick={() => setModal({ kind: 'create' })}>
+              Schedule deployment
+            </Button>
+          )}
+        </Space>
       </Flex>
       <Form layout="inline" name="filters" style={{ marginBottom: 16, rowGap: 8 }}>
         <Form.Item label="Filter by state" name="state">
@@ -212,6 +268,20 @@ export default function DeploymentsPage() {
             options={DEPLOYMENT_STATES.map((s) => ({ value: s, label: s }))}
             onChange={(v?: string) => {
               setStateFilter(v);
+              resetPaging();
+            }}
+          />
+        </Form.Item>
+        <Form.Item label="Filter by approval">
+          <Select
+            allowClear
+            aria-label="Filter by approval"
+            placeholder="Any approval"
+            style={{ width: 160 }}
+            value={approvalFilter}
+            options={(['pending', 'approved', 'rejected'] as const).map((s) => ({ value: s, label: s }))}
+            onChange={(v?: ApprovalStatus) => {
+              setApprovalFilter(v);
               resetPaging();
             }}
           />
