@@ -177,7 +177,13 @@ async function githubSubject(): Promise<Subject> {
 
 async function kubernetesSubject(): Promise<Subject> {
   const h = await kubernetesHarness();
-  return { provider: kubernetesProvider, ...h, failNext: (reason) => h.failNext(reason) };
+  return {
+    provider: kubernetesProvider, ...h, failNext: (reason) => h.failNext(reason),
+    // A rollback patch names the deployment it rolls back (the shipclock.dev/rollback-of annotation).
+    rollbacks: () => h.fake.patches().filter((r) => JSON.stringify(r).includes('rollback-of')).length,
+    failAfterChangeNext: () => h.failNext('rollout failed'),
+    changingTarget: (t) => ({ ...t, image: 'registry.example/api:3' }),
+  };
 }
 
 const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capabilities }> = [
@@ -232,6 +238,7 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       transient: /GitHub server error \(503\)/, permanent: /not allowed to do this \(403\)/,
       timeout: { kind: 'rollout', message: /^the GitHub Actions run did not finish within 60 s$/ },
       crash: 'resume', cancellable: true,
+      rollback: { follows: true, crash: 'resume', needsPrevious: false },
     },
   },
   {
@@ -242,6 +249,7 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       transient: /Kubernetes API server error \(503\)/, permanent: /does not allow this credential to get Deployment web\/api \(403 Forbidden\)/,
       timeout: { kind: 'rollout', message: /^the Kubernetes rollout did not finish within 60 s$/ },
       crash: 'resume', cancellable: false,
+      rollback: { follows: true, crash: 'resume', needsPrevious: true },
     },
   },
 ];
