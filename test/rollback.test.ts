@@ -16,6 +16,7 @@ import { deploymentDetails } from '../src/cli/client/format.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
+import { startKubernetesFake } from './fakes/kubernetes-fake.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { addMember } from './helpers/accounts.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
@@ -203,6 +204,26 @@ describe('rollback through the scheduler', () => {
     assert.equal(dof.pinned(appId), false, 'the app is not pinned: later deployments still run');
     const later = await final((await schedule(id)).id);
     assert.equal(later.state, 'succeeded');
+  });
+
+  it('Kubernetes: a ProgressDeadlineExceeded with on_failure rollback restores the previous pod template', async () => {
+    const kube = await startKubernetesFake();
+    try {
+      const c = await s.api('POST', '/v1/credentials', { name: 'cluster', provider: 'kubernetes', kubeconfig: kube.kubeconfig() }, s.adminToken);
+      assert.equal(c.status, 201, JSON.stringify(c.body));
+      kube.addWorkload('Deployment', 'rb', 'api', { api: 'registry.example/api:1' });
+      const id = await app({ type: 'kubernetes', credentials: c.body.id, namespace: 'rb', name: 'api', image: 'registry.example/api:2', poll_interval_seconds: 1 });
+      kube.failNextRollout('pods never became ready');
+      const end = await settled((await schedule(id)).id);
+      assert.equal(end.state, 'failed', JSON.stringify(end));
+      assert.match(end.error, /ProgressDeadlineExceeded/);
+      assert.equal(end.rollback.state, 'succeeded', JSON.stringify(end.rollback));
+      const w = kube.workload('Deployment', 'rb', 'api')!;
+      assert.equal(w.spec.template.spec.containers[0].image, 'registry.example/api:1', 'the previous template is back');
+      assert.ok(!JSON.stringify(end).includes(kube.token));
+    } finally {
+      await kube.close();
+    }
   });
 
   it('webhook: a failed deployment gets a signed rollback event with its own Idempotency-Key; 2xx is done', async () => {
