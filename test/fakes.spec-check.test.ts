@@ -317,10 +317,27 @@ describe('ECS fake vs the Smithy model', () => {
     assert.equal((await drive(ecsProvider, ctxFor({ ...target, image: 'web:2' }, AWS_CREDS))).kind, 'succeeded');
     fake.failNextRollout();
     assert.equal((await drive(ecsProvider, ctxFor(target, AWS_CREDS))).kind, 'failed');
-    for (const kind of ['throttle', 'server', 'accessDenied'] as const) {
+    // DescribeServices comes first now: UpdateService's own errors are injected on it.
+    for (const kind of ['throttle', 'server', 'accessDenied', 'serviceNotFound', 'clusterNotFound', 'unrecognizedClient'] as const) {
       fake.injectErrors(kind, 1, 'UpdateService');
       await ecsProvider.start(ctxFor(target, AWS_CREDS));
     }
+    // A rollback after a failed image rollout: UpdateService back to the previous revision, followed.
+    fake.failNextRollout();
+    const failed = await drive(ecsProvider, ctxFor({ ...target, image: 'web:4' }, AWS_CREDS));
+    assert.equal(failed.kind, 'failed');
+    const rbCtx = { ...ctxFor({ ...target, image: 'web:4' }, AWS_CREDS), ref: failed.ref!, rollback: { seq: 1, recovering: false, deploymentRef: failed.ref!, rollbackRef: null } };
+    let rb = await ecsProvider.rollback!(rbCtx);
+    for (let i = 0; i < 10 && rb.kind === 'follow'; i++) rb = await ecsProvider.pollRollback!({ ...rbCtx, ref: rb.ref });
+    assert.equal(rb.kind, 'succeeded', JSON.stringify(rb));
+    // Services whose deployment controller is not ECS, and UpdateService's answer to them.
+    fake.addService({ cluster: 'prod', service: 'bluegreen', deploymentController: 'CODE_DEPLOY', taskDefinition: { family: 'bg', containerDefinitions: [{ name: 'bg', image: 'bg:1' }] } });
+    assert.equal((await ecsProvider.start(ctxFor({ ...target, service: 'bluegreen' }, AWS_CREDS))).kind, 'failed');
+    await fetch(fake.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `${ECS_TARGET_PREFIX}UpdateService`, authorization: 'AWS4-HMAC-SHA256 Credential=AKIAX/20250101/us-west-2/ecs/aws4_request' },
+      body: JSON.stringify({ cluster: 'prod', service: 'bluegreen', forceNewDeployment: true }),
+    });
     fake.injectErrors('server', 1, 'DescribeServices');
     await ecsProvider.start(ctxFor({ ...target, image: 'web:3' }, AWS_CREDS));
     await ecsProvider.start(ctxFor({ ...target, cluster: 'nope' }, AWS_CREDS));
@@ -333,12 +350,15 @@ describe('ECS fake vs the Smithy model', () => {
     const seen = new Set(fake.responses.map((r) => `${r.op} ${r.status} ${r.body.__type ?? ''}`));
     for (const want of ['DescribeServices 200 ', 'UpdateService 200 ', 'DescribeTaskDefinition 200 ', 'RegisterTaskDefinition 200 ',
       `UpdateService 400 ${NS}ServiceNotFoundException`, `UpdateService 400 ${NS}ClusterNotFoundException`, `UpdateService 400 ${NS}ThrottlingException`,
-      `UpdateService 500 ${NS}ServerException`, `UpdateService 400 ${NS}AccessDeniedException`, `UpdateService 400 ${NS}UnrecognizedClientException`]) {
+      `UpdateService 500 ${NS}ServerException`, `UpdateService 400 ${NS}AccessDeniedException`, `UpdateService 400 ${NS}UnrecognizedClientException`,
+      `UpdateService 400 ${NS}InvalidParameterException`]) {
       assert.ok(seen.has(want), `scenario missing: ${want}\nseen: ${[...seen].join('\n')}`);
     }
     const rollout = fake.responses.flatMap((r) => (r.body.services ?? []).flatMap((s: any) => s.deployments.map((d: any) => d.rolloutState)));
     for (const s of ['IN_PROGRESS', 'COMPLETED', 'FAILED']) assert.ok(rollout.includes(s), `no ${s} rollout seen`);
     assert.ok(fake.responses.some((r) => r.body.failures?.some((f: any) => f.reason === 'MISSING')), 'no MISSING failure seen');
+    const controllers = new Set(fake.responses.flatMap((r) => (r.body.services ?? []).map((x: any) => x.deploymentController?.type)));
+    assert.ok(controllers.has('ECS') && controllers.has('CODE_DEPLOY'), `controllers seen: ${[...controllers].join(', ')}`);
 
     const problems = fake.responses.flatMap((r) => checkEcsResponse(model, r));
     assert.deepEqual(problems, []);
@@ -407,18 +427,33 @@ describe('DigitalOcean fake vs the OpenAPI document', () => {
     const ours = await digitaloceanProvider.start(ctxFor(target, creds));
     fake.externalDeploy(app); // supersedes ours
     await digitaloceanProvider.poll!({ ...ctxFor(target, creds), ref: (ours as any).ref });
-    for (const status of [429, 500, 503, 403, 404] as const) {
-      fake.injectErrors({ status, ...(status === 429 ? { retryAfter: 3 } : {}) });
+    // The start lists the app's deployments first (what a rollback restores): errors go to the create.
+    for (const status of [429, 500, 503, 403, 404, 401] as const) {
+      fake.injectErrors({ status, method: 'POST', ...(status === 429 ? { retryAfter: 3 } : {}) });
       await digitaloceanProvider.start(ctxFor(target, creds));
     }
     await digitaloceanProvider.start(ctxFor(target, { provider: 'digitalocean', token: 'wrong' }));
     await digitaloceanProvider.start(ctxFor({ ...target, app_id: 'no-such-app' }, creds));
+    // A rollback after a failed deployment: POST /rollback to the one active before, followed.
+    fake.failNextDeployment();
+    const failed = await drive(digitaloceanProvider, ctxFor(target, creds));
+    assert.equal(failed.kind, 'failed');
+    assert.ok(failed.ref?.previous_deployment_id, JSON.stringify(failed.ref));
+    const rbCtx = { ...ctxFor(target, creds), ref: failed.ref!, rollback: { seq: 1, recovering: false, deploymentRef: failed.ref!, rollbackRef: null } };
+    let rb = await digitaloceanProvider.rollback!(rbCtx);
+    for (let i = 0; i < 10 && rb.kind === 'follow'; i++) rb = await digitaloceanProvider.pollRollback!({ ...rbCtx, ref: rb.ref });
+    assert.equal(rb.kind, 'succeeded', JSON.stringify(rb));
+    fake.injectErrors({ status: 429, path: /rollback$/ });
+    assert.equal((await digitaloceanProvider.rollback!(rbCtx)).kind, 'retry');
+    fake.injectErrors({ status: 404, path: /rollback$/ });
+    assert.equal((await digitaloceanProvider.rollback!(rbCtx)).kind, 'failed');
 
     const seen = new Set(fake.responses.map((r) => `${r.method} ${r.route} ${r.status}`));
     for (const want of ['POST /v2/apps/{app_id}/deployments 200', 'GET /v2/apps/{app_id}/deployments/{deployment_id} 200',
       'GET /v2/apps/{app_id}/deployments 200', 'POST /v2/apps/{app_id}/deployments/{deployment_id}/cancel 200',
       'POST /v2/apps/{app_id}/deployments 401', 'POST /v2/apps/{app_id}/deployments 404', 'POST /v2/apps/{app_id}/deployments 429',
-      'POST /v2/apps/{app_id}/deployments 500', 'POST /v2/apps/{app_id}/deployments 503', 'POST /v2/apps/{app_id}/deployments 403']) {
+      'POST /v2/apps/{app_id}/deployments 500', 'POST /v2/apps/{app_id}/deployments 503', 'POST /v2/apps/{app_id}/deployments 403',
+      'POST /v2/apps/{app_id}/rollback 200', 'POST /v2/apps/{app_id}/rollback 429', 'POST /v2/apps/{app_id}/rollback 404']) {
       assert.ok(seen.has(want), `scenario missing: ${want}\nseen: ${[...seen].join('\n')}`);
     }
     const phases = new Set(fake.responses.map((r: any) => r.body.deployment?.phase).filter(Boolean));
@@ -437,6 +472,15 @@ describe('DigitalOcean fake vs the OpenAPI document', () => {
     for (const r of creates) {
       assert.ok(validate(r.body), JSON.stringify(validate.errors));
       assert.deepEqual(undeclared(schema, r.body, 'create'), []);
+    }
+    const rbSchema = api.paths['/v2/apps/{app_id}/rollback'].post.requestBody.content['application/json'].schema;
+    const validateRb = ajv.compile(rbSchema);
+    const rollbacks = fake.requests.filter((r) => r.method === 'POST' && /\/rollback$/.test(r.path));
+    assert.ok(rollbacks.length > 0);
+    for (const r of rollbacks) {
+      assert.ok(validateRb(r.body), JSON.stringify(validateRb.errors));
+      assert.deepEqual(undeclared(rbSchema, r.body, 'rollback'), []);
+      assert.equal(r.body?.skip_pin, true, 'the app is not left pinned to the rollback');
     }
   });
 });

@@ -48,7 +48,22 @@ interface Subject {
   shortTimeout?(target: Record<string, unknown>): Record<string, unknown>;
   /** Idempotency keys of the requests the target received (webhook). */
   idempotencyKeys?(): string[];
+  /** Rollbacks made at the target (an UpdateService back, a POST rollback, a rollback event). */
+  rollbacks?(): number;
+  /** The next deployment fails after it changed something (its rollout fails, the receiver answers 5xx). */
+  failAfterChangeNext?(): void;
+  /** A target whose deployment changes what runs (ECS: with an image), for the rollback scenarios. */
+  changingTarget?(t: Record<string, unknown>): Record<string, unknown>;
   close(): Promise<void>;
+}
+
+interface RollbackCaps {
+  /** rollback() returns `follow` and pollRollback() follows it (ecs, digitalocean), or it is done at once (webhook). */
+  follows: boolean;
+  /** A repeated rollback() (a retry, a crash) `resume`s what the first did, or `repeat`s it with the same Idempotency-Key. */
+  crash: 'resume' | 'repeat';
+  /** Without the previous version in the deployment's ref, it answers failed with rollback_not_possible. */
+  needsPrevious: boolean;
 }
 
 interface Capabilities {
@@ -74,6 +89,8 @@ interface Capabilities {
    */
   crash: 'resume' | 'repeat' | 'none';
   cancellable: boolean;
+  /** How it rolls back; absent: it cannot (no rollback()), and says so to the scheduler by not having one. */
+  rollback?: RollbackCaps;
 }
 
 async function webhookSubject(): Promise<Subject> {
@@ -88,6 +105,8 @@ async function webhookSubject(): Promise<Subject> {
     triggers: () => rx.hits.length,
     shortTimeout: (t) => ({ ...t, timeout_seconds: 0.5 }),
     idempotencyKeys: () => rx.hits.map((h) => String(h.headers['idempotency-key'])),
+    rollbacks: () => rx.hits.filter((h) => h.body?.event === 'rollback').length,
+    failAfterChangeNext: () => rx.respondWith(500, 200),
     close: () => rx.close(),
   };
 }
@@ -134,12 +153,21 @@ async function commandSubject(): Promise<Subject> {
 
 async function ecsSubject(): Promise<Subject> {
   const h = await ecsHarness();
-  return { provider: ecsProvider, ...h, failNext: (reason) => h.failNext(reason) };
+  return {
+    provider: ecsProvider, ...h, failNext: (reason) => h.failNext(reason),
+    rollbacks: () => h.fake.requests.filter((r) => r.op === 'UpdateService' && r.body.taskDefinition && !String(r.body.taskDefinition).endsWith(':2')).length,
+    failAfterChangeNext: () => h.failNext('tasks failed to start'),
+    changingTarget: (t) => ({ ...t, image: 'app:2' }),
+  };
 }
 
 async function digitaloceanSubject(): Promise<Subject> {
   const h = await digitaloceanHarness();
-  return { provider: digitaloceanProvider, ...h, failNext: (reason) => h.failNext(reason) };
+  return {
+    provider: digitaloceanProvider, ...h, failNext: (reason) => h.failNext(reason),
+    rollbacks: () => h.fake.count('rollback'),
+    failAfterChangeNext: () => h.failNext('build failed'),
+  };
 }
 
 async function githubSubject(): Promise<Subject> {
@@ -149,7 +177,13 @@ async function githubSubject(): Promise<Subject> {
 
 async function kubernetesSubject(): Promise<Subject> {
   const h = await kubernetesHarness();
-  return { provider: kubernetesProvider, ...h, failNext: (reason) => h.failNext(reason) };
+  return {
+    provider: kubernetesProvider, ...h, failNext: (reason) => h.failNext(reason),
+    // A rollback patch names the deployment it rolls back (the shipclock.dev/rollback-of annotation).
+    rollbacks: () => h.fake.patches().filter((r) => JSON.stringify(r).includes('rollback-of')).length,
+    failAfterChangeNext: () => h.failNext('rollout failed'),
+    changingTarget: (t) => ({ ...t, image: 'registry.example/api:3' }),
+  };
 }
 
 const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capabilities }> = [
@@ -161,6 +195,7 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       permanent: /^webhook answered 403$/,
       timeout: { kind: 'call', result: 'retry', message: /no response within 0\.5 s/ },
       crash: 'repeat', cancellable: false,
+      rollback: { follows: false, crash: 'repeat', needsPrevious: false },
     },
   },
   {
@@ -181,6 +216,7 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       transient: /ECS throttled the request \(ThrottlingException\)/, permanent: /AWS refused the credential \(AccessDeniedException\)/,
       timeout: { kind: 'rollout', message: /^the ECS rollout did not finish within 60 s$/ },
       crash: 'resume', cancellable: false,
+      rollback: { follows: true, crash: 'resume', needsPrevious: true },
     },
   },
   {
@@ -191,6 +227,7 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       transient: /DigitalOcean server error \(503\)/, permanent: /not allowed to do this \(403\)/,
       timeout: { kind: 'rollout', message: /^the DigitalOcean deployment did not finish within 60 s$/ },
       crash: 'resume', cancellable: true,
+      rollback: { follows: true, crash: 'resume', needsPrevious: true },
     },
   },
   {
@@ -201,6 +238,7 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       transient: /GitHub server error \(503\)/, permanent: /not allowed to do this \(403\)/,
       timeout: { kind: 'rollout', message: /^the GitHub Actions run did not finish within 60 s$/ },
       crash: 'resume', cancellable: true,
+      rollback: { follows: true, crash: 'resume', needsPrevious: false },
     },
   },
   {
@@ -211,6 +249,7 @@ const PROVIDERS: Array<{ name: string; make: () => Promise<Subject>; caps: Capab
       transient: /Kubernetes API server error \(503\)/, permanent: /does not allow this credential to get Deployment web\/api \(403 Forbidden\)/,
       timeout: { kind: 'rollout', message: /^the Kubernetes rollout did not finish within 60 s$/ },
       crash: 'resume', cancellable: false,
+      rollback: { follows: true, crash: 'resume', needsPrevious: true },
     },
   },
 ];
@@ -433,5 +472,121 @@ for (const { name, make, caps } of PROVIDERS) {
         assert.equal(s.triggers(), 1);
       });
     }
+
+    rollbackSection(caps, () => s);
   });
+}
+
+/** A deployment run to its end as the scheduler would (retries of transient answers ended as failed). */
+async function runToEnd(s: Subject, c: Ctx): Promise<StepResult> {
+  const first = await s.provider.start(c);
+  return first.kind === 'follow' ? followToEnd(s, c, first) : first;
+}
+
+/** A rollback ctx for the deployment whose last result was `failed`, as the scheduler builds it. */
+function rollbackCtx(s: Subject, c: Ctx, deploymentRef: ProviderRef | null, over: { recovering?: boolean; startedAt?: Date; attempt?: number } = {}): Ctx {
+  return {
+    ...c,
+    lines: c.lines,
+    deployment: { ...c.deployment, attempt: over.attempt ?? 1, startedAt: over.startedAt ?? new Date() },
+    ref: deploymentRef,
+    rollback: { seq: 1, recovering: over.recovering ?? false, deploymentRef, rollbackRef: null },
+  };
+}
+
+async function followRollback(s: Subject, c: Ctx, first: StepResult, max = 30): Promise<StepResult> {
+  let r = first;
+  for (let i = 0; i < max && r.kind === 'follow'; i++) {
+    assert.ok(r.afterSeconds > 0);
+    r = await s.provider.pollRollback!({ ...c, ref: r.ref, rollback: { ...c.rollback!, rollbackRef: r.ref } });
+  }
+  return r;
+}
+
+/**
+ * The rollback contract (Provider.rollback in src/providers/types.ts), for every provider that
+ * implements it: a failed deployment that changed something says so (`ref.changed`), its
+ * rollback restores what ran before (once at the target), a repeated rollback() — after a
+ * transient error or a crash — acts no more, and without the previous version it says it is not
+ * possible. A provider without rollback() has no pollRollback() and never marks a change.
+ */
+function rollbackSection(caps: Capabilities, subject: () => Subject): void {
+  const rb = caps.rollback;
+  if (!rb) {
+    test('rollback: not implemented, and nothing it does is marked as a change to roll back', async () => {
+      const s = subject();
+      assert.equal(s.provider.rollback, undefined);
+      assert.equal(s.provider.pollRollback, undefined);
+      const end = await runToEnd(s, makeCtx(s));
+      assert.notEqual(end.ref?.changed, true);
+    });
+    return;
+  }
+  /** A deployment that fails after its change, after one that succeeded (so there is a previous version). */
+  async function failedAfterChange(s: Subject): Promise<{ c: Ctx; ref: ProviderRef }> {
+    const target = s.changingTarget?.(s.target) ?? s.target;
+    assert.equal((await runToEnd(s, makeCtx(s))).kind, 'succeeded');
+    s.failAfterChangeNext!();
+    const c = makeCtx(s, { target });
+    const end = await runToEnd(s, c);
+    assert.ok(end.kind === 'failed' || end.kind === 'retry', JSON.stringify(end));
+    assert.equal(end.ref?.changed, true, `a failure after the change says so in the ref: ${JSON.stringify(end.ref)}`);
+    return { c, ref: end.ref! };
+  }
+
+  test('rollback: a failed deployment that changed something is restored, once at the target', async () => {
+    const s = subject();
+    assert.equal(typeof s.provider.pollRollback === 'function', rb.follows, 'pollRollback() exists exactly when rollbacks are followed');
+    const { c, ref } = await failedAfterChange(s);
+    const rc = rollbackCtx(s, c, ref);
+    const first = await s.provider.rollback!(rc);
+    assert.equal(first.kind, rb.follows ? 'follow' : 'succeeded', JSON.stringify(first));
+    const end = await followRollback(s, rc, first);
+    assert.equal(end.kind, 'succeeded', JSON.stringify(end));
+    assert.equal(s.rollbacks!(), 1);
+    assertNoSecrets(s, rc, first, end);
+  });
+
+  test(`rollback: called again after a crash (recovering) it ${rb.crash === 'resume' ? 'follows what the first call did' : 'repeats it with the same Idempotency-Key'}`, async () => {
+    const s = subject();
+    const { c, ref } = await failedAfterChange(s);
+    const startedAt = new Date();
+    const rc = rollbackCtx(s, c, ref, { startedAt });
+    const first = await s.provider.rollback!(rc);
+    assert.ok(first.kind === 'follow' || first.kind === 'succeeded', JSON.stringify(first));
+    // The process died before the answer was saved: another one calls rollback() again.
+    const again2 = rollbackCtx(s, c, ref, { startedAt, recovering: true, attempt: 2 });
+    const rec = await s.provider.rollback!(again2);
+    const end = await followRollback(s, again2, rec);
+    assert.equal(end.kind, 'succeeded', JSON.stringify(end));
+    if (rb.crash === 'resume') assert.equal(s.rollbacks!(), 1, 'never a second rollback');
+    else {
+      const keys = s.idempotencyKeys!().filter((k) => k.includes(':rollback:'));
+      assert.deepEqual(keys, [`${c.deployment.id}:rollback:1`, `${c.deployment.id}:rollback:1`]);
+    }
+  });
+
+  test('rollback: a transient error is retry, and the retried call rolls back once', async () => {
+    const s = subject();
+    const { c, ref } = await failedAfterChange(s);
+    s.transientNext();
+    const startedAt = new Date();
+    const first = await s.provider.rollback!(rollbackCtx(s, c, ref, { startedAt }));
+    assert.equal(first.kind, 'retry', JSON.stringify(first));
+    const rc = rollbackCtx(s, c, ref, { startedAt, recovering: true, attempt: 2 });
+    const end = await followRollback(s, rc, await s.provider.rollback!(rc));
+    assert.equal(end.kind, 'succeeded', JSON.stringify(end));
+    assert.equal(s.rollbacks!(), rb.crash === 'resume' ? 1 : 2);
+  });
+
+  if (rb.needsPrevious) {
+    test('rollback: without the previous version in the ref it is not possible, and says so', async () => {
+      const s = subject();
+      const c = makeCtx(s);
+      const r = await s.provider.rollback!(rollbackCtx(s, c, { changed: true }));
+      assert.equal(r.kind, 'failed', JSON.stringify(r));
+      assert.equal(r.ref?.rollback_not_possible, true);
+      assert.equal(s.rollbacks!(), 0);
+    });
+  }
 }

@@ -147,12 +147,22 @@ const ApprovalPolicyOrNull = Type.Union([ApprovalPolicy, Type.Null()]);
 
 const AppName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._ -]*$' });
 
+export const OnFailure = Type.Union([Type.Literal('none'), Type.Literal('rollback')], {
+  description: 'what happens when a deployment fails after it changed something: "rollback" restores what ran before (default "none")',
+});
+
 export const AppCreate = Type.Object(
-  { name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)), approval: Type.Optional(ApprovalPolicyOrNull) },
+  {
+    name: AppName, target: Target, retry: Type.Optional(Type.Partial(RetryPolicy)), approval: Type.Optional(ApprovalPolicyOrNull),
+    on_failure: Type.Optional(OnFailure),
+  },
   { additionalProperties: false },
 );
 export const AppUpdate = Type.Object(
-  { name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)), approval: Type.Optional(ApprovalPolicyOrNull) },
+  {
+    name: Type.Optional(AppName), target: Type.Optional(Target), retry: Type.Optional(Type.Partial(RetryPolicy)),
+    approval: Type.Optional(ApprovalPolicyOrNull), on_failure: Type.Optional(OnFailure),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 
@@ -162,6 +172,7 @@ export const App = Type.Object(
     name: Type.String(),
     target: Type.Record(Type.String(), Type.Unknown(), { description: 'the target, secrets omitted (has_secret tells whether a webhook secret is set)' }),
     retry: RetryPolicy,
+    on_failure: OnFailure,
     approval: Type.Union([
       Type.Object({ required: Type.Integer(), from_roles: Type.Array(Type.String()) }),
       Type.Null(),
@@ -294,6 +305,16 @@ const deploymentFields = {
   freeze_override: Type.Optional(Nullable(Type.Object({ reason: Type.String(), by: Type.String(), at: DateTime }, {
     description: 'an owner scheduled (or released) it into a deploy freeze on purpose: freezes never hold it',
   }))),
+  rollback: Nullable(Type.Object(
+    {
+      state: Type.Union(['pending', 'running', 'succeeded', 'failed', 'not_possible'].map((s) => Type.Literal(s))),
+      ref: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'the provider\'s identifiers of the rollback (e.g. the ECS deployment restoring the previous task definition)' })),
+      error: Type.Optional(Type.String()),
+      started_at: Nullable(DateTime),
+      finished_at: Nullable(DateTime),
+    },
+    { description: 'the rollback of this deployment (the app\'s on_failure "rollback", or POST …/rollback); null when none was made' },
+  )),
   approval: Nullable(Type.Object({
     required: Type.Integer({ description: 'approvals needed: the app\'s policy when this was scheduled' }),
     approvals: Type.Array(Decision),

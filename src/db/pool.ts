@@ -15,6 +15,11 @@ export function createPool(url: string, max: number): pg.Pool {
 /** Runs `fn` in a transaction on one client; rolls back on any error. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // pg-pool drops its error listener while a client is checked out: a connection lost between two
+  // queries of the transaction (the database restarting) would emit an unhandled 'error' and end
+  // the process. The next query fails instead, and the pool discards the client on release.
+  const lost = () => {};
+  client.on('error', lost);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -24,6 +29,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
+    client.removeListener('error', lost);
     client.release();
   }
 }

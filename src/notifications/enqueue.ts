@@ -22,6 +22,7 @@ export interface NotificationChange {
   teamId: string;
   deploymentId: string;
   appId: string;
-  state: DeploymentState;
+  /** A final state, or rollback_failed / rollback_succeeded. */
+  state: DeploymentState | 'rollback_failed' | 'rollback_succeeded';
   error: string | null;
 }

@@ -55,6 +55,12 @@ export function renderBody(format: 'json' | 'slack', payload: Record<string, unk
       : `rejected${payload.by ? ` by ${String(payload.by)}` : ''}`;
     const comment = payload.comment ? `\n> ${String(payload.comment).slice(0, 500)}` : '';
     text = `${icon} Deployment of *${app}* ${what}${runAt}${comment}`;
+  } else if (String(payload.state).startsWith('rollback_')) {
+    // The end of a rollback (rollback_failed is loud: what ran before was not restored).
+    const state = String(payload.state);
+    const icon = state === 'rollback_succeeded' ? ':leftwards_arrow_with_hook:' : ':rotating_light:';
+    const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';
+    text = `${icon} Rollback of the deployment of *${app}* ${state.slice('rollback_'.length).toUpperCase()}${runAt}${error}`;
   } else {
     const icon = { succeeded: ':white_check_mark:', failed: ':x:', missed: ':hourglass:', skipped: ':fast_forward:' }[String(payload.state)] ?? ':information_source:';
     const error = payload.error ? `\n> ${String(payload.error).slice(0, 500)}` : '';

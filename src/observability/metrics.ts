@@ -14,6 +14,13 @@ export const deploymentsFinished = new client.Counter({
   registers: [registry],
 });
 
+export const rollbacksFinished = new client.Counter({
+  name: 'shipclock_rollbacks_finished_total',
+  help: 'Rollbacks that ended, by state (succeeded, failed, not_possible).',
+  labelNames: ['state'] as const,
+  registers: [registry],
+});
+
 export const fireLag = new client.Histogram({
   name: 'shipclock_fire_lag_seconds',
   help: 'Seconds from a deployment\'s scheduled instant to the start of its first attempt.',

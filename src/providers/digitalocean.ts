@@ -8,6 +8,14 @@
  *
  * Creating a deployment is not idempotent, so a repeated start (attempt > 1) and recover() first
  * list the app's deployments and follow one created at/after the shipclock deployment started.
+ *
+ * Rollback: before creating, the app's deployments are listed and the ACTIVE one is kept in the
+ * ref (`previous_deployment_id`); the ref says `changed: true` once a deployment was created. A
+ * rollback is `POST /v2/apps/{app_id}/rollback {deployment_id: previous, skip_pin: true}` (DigitalOcean
+ * creates a deployment of that earlier one), followed like a rollout. `skip_pin` because a pinned
+ * app refuses every later deployment until the rollback is committed or reverted by hand, and the
+ * app's next scheduled deployments must still run. A repeated call (a retry, a crash) first looks
+ * for a deployment created since the rollback started, and follows it.
  */
 import { redact, secretsOf } from './redact.ts';
 import type { Provider, ProviderContext, ProviderRef, StepResult } from './types.ts';
@@ -222,13 +230,29 @@ function timedOut(ctx: ProviderContext<DigitaloceanTarget>, ref: ProviderRef | n
   return { kind: 'failed', error: `the DigitalOcean deployment did not finish within ${timeoutSeconds} s`, ...(ref ? { ref } : {}) };
 }
 
+/** The app's active deployment (what a rollback restores), newest first as the API lists them. */
+function activeOf(deployments: DoDeployment[], before?: number): DoDeployment | undefined {
+  const at = (d: DoDeployment) => Date.parse(d.created_at ?? '');
+  return deployments.find((d) => d.phase === 'ACTIVE' && (before === undefined || !(at(d) >= before)))
+    // Recovering after ours became active: the one ours superseded.
+    ?? (before !== undefined ? deployments.find((d) => d.phase === 'SUPERSEDED' && at(d) < before) : undefined);
+}
+
+async function listDeployments(ctx: ProviderContext<DigitaloceanTarget>): Promise<DoDeployment[]> {
+  const t = ctx.target;
+  const out = await call<{ deployments?: DoDeployment[] }>(ctx, 'GET', `${appPath(t)}?page=1&per_page=20`, `app ${t.app_id}`);
+  return out.deployments ?? [];
+}
+
 async function create(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepResult> {
   const t = ctx.target;
+  // What runs now, kept for a rollback.
+  const previous = activeOf(await listDeployments(ctx))?.id ?? null;
   const out = await call<{ deployment?: DoDeployment }>(ctx, 'POST', appPath(t), `app ${t.app_id}`, { force_build: t.force_build === true });
   const d = out.deployment;
-  if (!d?.id) return { kind: 'retry', error: 'DigitalOcean created a deployment but answered without its id' };
+  if (!d?.id) return { kind: 'retry', error: 'DigitalOcean created a deployment but answered without its id', ref: { changed: true, previous_deployment_id: previous } };
   ctx.log(`DigitalOcean deployment ${d.id} created for app ${t.app_id}${t.force_build ? ' (forced build)' : ''}`);
-  return evaluate(ctx, d, null, { justCreated: true });
+  return evaluate(ctx, d, { changed: true, previous_deployment_id: previous }, { justCreated: true });
 }
 
 /** Creates a deployment unless the rollout deadline has already passed (a late retry or recovery). */
@@ -250,9 +274,15 @@ async function follow(ctx: ProviderContext<DigitaloceanTarget>, ref: ProviderRef
 
 /** The deployment a previous, interrupted start of this shipclock deployment created, if any. */
 async function findOurs(ctx: ProviderContext<DigitaloceanTarget>): Promise<DoDeployment | undefined> {
-  const t = ctx.target;
-  const out = await call<{ deployments?: DoDeployment[] }>(ctx, 'GET', `${appPath(t)}?page=1&per_page=20`, `app ${t.app_id}`);
-  return pickOurs(out.deployments ?? [], ctx.deployment.startedAt.getTime());
+  return (await findOursIn(ctx)).ours;
+}
+
+/** Ours (see pickOurs) and the deployment that was active before it, from one listing. */
+async function findOursIn(ctx: ProviderContext<DigitaloceanTarget>): Promise<{ ours?: DoDeployment; previous?: DoDeployment }> {
+  const list = await listDeployments(ctx);
+  const ours = pickOurs(list, ctx.deployment.startedAt.getTime());
+  const previous = activeOf(list.filter((d) => d !== ours), ours ? Date.parse(ours.created_at ?? '') : undefined);
+  return { ours, previous };
 }
 
 /**
@@ -270,10 +300,12 @@ function pickOurs(deployments: DoDeployment[], startedAt: number): DoDeployment 
 
 async function resume(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepResult> {
   if (typeof ctx.ref?.do_deployment_id === 'string') return follow(ctx, ctx.ref);
-  const ours = await findOurs(ctx);
+  const { ours, previous } = await findOursIn(ctx);
   if (ours) {
     ctx.log(`found DigitalOcean deployment ${ours.id} from the interrupted start; following it`);
-    return evaluate(ctx, ours, { ...(ctx.ref ?? {}), ...makeRef(ctx.target, ours), phase: null });
+    return evaluate(ctx, ours, {
+      previous_deployment_id: previous?.id ?? null, ...(ctx.ref ?? {}), ...makeRef(ctx.target, ours), phase: null, changed: true,
+    });
   }
   ctx.log('no DigitalOcean deployment from the interrupted start; creating one');
   return createBeforeDeadline(ctx);
@@ -294,6 +326,39 @@ async function run(ctx: ProviderContext<DigitaloceanTarget>, body: () => Promise
   }
 }
 
+/** Rollback: a deployment of the one that was active before, found again rather than made twice. */
+async function rollBack(ctx: ProviderContext<DigitaloceanTarget>): Promise<StepResult> {
+  const t = ctx.target;
+  const depRef = ctx.rollback?.deploymentRef ?? ctx.ref;
+  const previous = typeof depRef?.previous_deployment_id === 'string' ? depRef.previous_deployment_id : null;
+  if (!previous) {
+    return {
+      kind: 'failed', ref: { rollback_not_possible: true },
+      error: `app ${t.app_id} had no active deployment before this one (or it was not recorded): nothing to roll back to`,
+    };
+  }
+  const base = { rolled_back_to: previous };
+  if (ctx.rollback?.recovering) {
+    // Only deployments newer than the one being rolled back (the list is newest first): never it,
+    // nor the one before it, which may have been created within the clock-skew allowance.
+    const all = await listDeployments({ ...ctx, ref: null });
+    const failedAt = all.findIndex((d) => d.id === depRef?.do_deployment_id);
+    const ours = pickOurs(failedAt >= 0 ? all.slice(0, failedAt) : all, ctx.deployment.startedAt.getTime());
+    if (ours) {
+      ctx.log(`found DigitalOcean deployment ${ours.id} from the interrupted rollback; following it`);
+      return evaluate(ctx, ours, { ...base, ...makeRef(t, ours), phase: null });
+    }
+  }
+  const out = await call<{ deployment?: DoDeployment }>(
+    { ...ctx, ref: null }, 'POST', `/v2/apps/${encodeURIComponent(t.app_id)}/rollback`, `deployment ${previous} of app ${t.app_id}`,
+    { deployment_id: previous, skip_pin: true },
+  );
+  const d = out.deployment;
+  if (!d?.id) return { kind: 'retry', error: 'DigitalOcean started a rollback but answered without its deployment' };
+  ctx.log(`DigitalOcean rollback of app ${t.app_id} to deployment ${previous}: deployment ${d.id}`);
+  return evaluate(ctx, d, base, { justCreated: true });
+}
+
 export const digitaloceanProvider: Provider<DigitaloceanTarget> = {
   type: 'digitalocean',
   cancellable: true,
@@ -308,6 +373,14 @@ export const digitaloceanProvider: Provider<DigitaloceanTarget> = {
 
   recover(ctx) {
     return run(ctx, () => resume(ctx));
+  },
+
+  rollback(ctx) {
+    return run(ctx, () => rollBack(ctx));
+  },
+
+  pollRollback(ctx) {
+    return run(ctx, () => follow(ctx, ctx.ref ?? {}));
   },
 
   /**

@@ -11,6 +11,18 @@
  * UpdateService has no idempotency token, so "never deploy twice" rests on ECS deployment
  * timestamps: a repeated start (attempt > 1, or recover() after a crash) first looks for a
  * deployment of the service created at/after the shipclock deployment started, and follows it.
+ * Once UpdateService has answered, the ref says `changed: true` and no later step calls it again
+ * (an answer without a PRIMARY deployment is followed like any other, found by the service's
+ * deployments).
+ *
+ * DescribeServices comes first: a service whose deploymentController is EXTERNAL or CODE_DEPLOY is
+ * refused before anything is changed (shipclock drives only ECS rolling deployments), and the
+ * service's task definition is kept in the ref (`previous_task_definition_arn`) for a rollback.
+ *
+ * Rollback: UpdateService back to `previous_task_definition_arn`, followed like a rollout. A
+ * repeated rollback call (a retry, a crash) first looks: a service already on that task definition
+ * is followed, not updated again. A deployment that forced a new deployment of the same task
+ * definition changed no definition: "nothing to restore".
  */
 import type {
   ContainerDefinition,
@@ -253,7 +265,7 @@ function classify(err: unknown, ctx: ProviderContext<EcsTarget>, ref?: ProviderR
   return { kind: 'failed', error: `ECS rejected the request (${name}, HTTP ${status}): ${message}`, ...withRef };
 }
 
-function timedOut(ctx: ProviderContext<EcsTarget>): StepResult | null {
+function timedOut(ctx: ProviderContext<EcsTarget>): Extract<StepResult, { kind: 'failed' }> | null {
   const { timeoutSeconds } = settings(ctx.target);
   if (Date.now() - ctx.deployment.startedAt.getTime() > timeoutSeconds * 1000) {
     return {
@@ -265,19 +277,42 @@ function timedOut(ctx: ProviderContext<EcsTarget>): StepResult | null {
   return null;
 }
 
-async function trigger(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise<StepResult> {
+/**
+ * Refuses a service shipclock cannot drive: only the ECS (rolling update) deployment controller
+ * creates the service deployments shipclock follows.
+ */
+function assertEcsController(svc: Service, ctx: ProviderContext<EcsTarget>): void {
+  const type = svc.deploymentController?.type ?? 'ECS';
+  const name = ctx.target.service;
+  if (type === 'EXTERNAL') {
+    throw new Permanent(`service ${name} uses the EXTERNAL deployment controller; shipclock cannot drive it (its task sets are managed outside ECS deployments)`);
+  }
+  if (type === 'CODE_DEPLOY') {
+    throw new Permanent(
+      `service ${name} uses the CODE_DEPLOY deployment controller; shipclock cannot drive it: a blue/green deployment is started ` +
+      'and followed through AWS CodeDeploy (another API and credential), not ECS UpdateService',
+    );
+  }
+  if (type !== 'ECS') throw new Permanent(`service ${name} uses the ${type} deployment controller; shipclock drives only the ECS controller`);
+}
+
+async function trigger(ecs: ECSClient, ctx: ProviderContext<EcsTarget>, described?: Service): Promise<StepResult> {
   const t = ctx.target;
   // A late retry or recovery past the rollout deadline must not start a rollout nobody follows.
   const late = timedOut(ctx);
   if (late && late.kind === 'failed') return { ...late, error: `${late.error}; no ECS deployment was started` };
+  // Before acting: the controller must be one shipclock can drive, and what runs now is kept for a rollback.
+  const svc = described ?? (await describeService(ecs, ctx));
+  assertEcsController(svc, ctx);
+  const previous = svc.taskDefinition ?? null;
   let update;
+  let newTd: string | null = previous;
   if (!t.image) {
     update = await ecs.send(
       new sdk.UpdateServiceCommand({ cluster: t.cluster, service: t.service, forceNewDeployment: true }),
       { abortSignal: ctx.signal },
     );
   } else {
-    const svc = await describeService(ecs, ctx);
     if (!svc.taskDefinition) throw new Permanent(`ECS service "${t.service}" has no task definition to update`);
     const described = await ecs.send(
       new sdk.DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition, include: ['TAGS'] }),
@@ -286,17 +321,28 @@ async function trigger(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise
     if (!described.taskDefinition) throw new Permanent(`ECS returned no task definition for ${svc.taskDefinition}`);
     const { input, containerName, previousImage } = registerInputFor(described.taskDefinition, described.tags, t.image, t.container);
     const registered = await ecs.send(new sdk.RegisterTaskDefinitionCommand(input), { abortSignal: ctx.signal });
-    const newTd = registered.taskDefinition;
-    if (!newTd?.taskDefinitionArn) throw new Error('ECS RegisterTaskDefinition returned no task definition ARN');
-    ctx.log(`registered task definition ${newTd.family}:${newTd.revision} (container ${containerName}: ${previousImage ?? '?'} → ${t.image})`);
+    const registeredTd = registered.taskDefinition;
+    if (!registeredTd?.taskDefinitionArn) throw new Error('ECS RegisterTaskDefinition returned no task definition ARN');
+    ctx.log(`registered task definition ${registeredTd.family}:${registeredTd.revision} (container ${containerName}: ${previousImage ?? '?'} → ${t.image})`);
+    newTd = registeredTd.taskDefinitionArn;
     update = await ecs.send(
-      new sdk.UpdateServiceCommand({ cluster: t.cluster, service: t.service, taskDefinition: newTd.taskDefinitionArn }),
+      new sdk.UpdateServiceCommand({ cluster: t.cluster, service: t.service, taskDefinition: newTd }),
       { abortSignal: ctx.signal },
     );
   }
+  // UpdateService answered: the change took effect. From here on nothing calls it again.
+  const changed: ProviderRef = { ...(ctx.ref ?? {}), changed: true, previous_task_definition_arn: previous };
   const primary = update.service?.deployments?.find((d) => d.status === 'PRIMARY');
-  if (!primary?.id) throw new Error('ECS UpdateService answered without a PRIMARY deployment');
-  const ref = makeRef(ctx, primary);
+  if (!primary?.id) {
+    // Seen with moto, and possible with ECS: follow it by the service's deployments rather than retry.
+    const ref: ProviderRef = {
+      ...changed, ecs_deployment_id: null, task_definition_arn: newTd, task_definition_revision: revisionOf(newTd ?? undefined),
+      cluster: t.cluster, service: t.service, region: t.region, console_url: ecsConsoleUrl(t.region, t.cluster, t.service),
+    };
+    ctx.log('ECS UpdateService took effect but answered without a PRIMARY deployment; looking for it on the service');
+    return { kind: 'follow', ref, afterSeconds: settings(t).pollSeconds, message: 'ECS UpdateService took effect; looking for its deployment' };
+  }
+  const ref = makeRef(ctx, primary, changed);
   ctx.log(`ECS deployment ${primary.id} started on ${shortName(t.cluster)}/${shortName(t.service)} with ${shortName(primary.taskDefinition ?? '?')}`);
   return { kind: 'follow', ref, afterSeconds: settings(t).pollSeconds, message: `ECS deployment ${primary.id} started with ${shortName(primary.taskDefinition ?? '?')}` };
 }
@@ -362,12 +408,90 @@ async function resume(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise<
   const svc = await describeService(ecs, ctx);
   const ours = findOurs(svc, ctx);
   if (ours?.id) {
-    const ref = makeRef(ctx, ours, ctx.ref);
+    // It was made, so the service changed; what ran before is the deployment ours replaced (if still listed).
+    const before = (svc.deployments ?? [])
+      .filter((d) => d !== ours && d.createdAt && ours.createdAt && d.createdAt.getTime() < ours.createdAt.getTime())
+      .sort((a, b) => b.createdAt!.getTime() - a.createdAt!.getTime())[0];
+    const ref = makeRef(ctx, ours, { previous_task_definition_arn: before?.taskDefinition ?? null, ...(ctx.ref ?? {}), changed: true });
     ctx.log(`found ECS deployment ${ours.id} from the interrupted start; following it`);
     return follow(ecs, ctx, ref, svc);
   }
+  if (ctx.ref?.changed === true) {
+    // UpdateService took effect (it answered): never call it again; look again until the timeout.
+    const late = timedOut(ctx);
+    if (late) return { ...late, error: `${late.error}; ECS UpdateService took effect but no deployment of it was found on the service` };
+    return { kind: 'follow', ref: ctx.ref, afterSeconds: settings(ctx.target).pollSeconds };
+  }
   ctx.log('no ECS deployment from the interrupted start; starting one');
-  return trigger(ecs, ctx);
+  return trigger(ecs, ctx, svc);
+}
+
+/** The ref of a rollback: the deployment that restores `previous`, or, before it is known, the target task definition. */
+function rollbackRef(ctx: ProviderContext<EcsTarget>, previous: string, dep?: Deployment): ProviderRef {
+  const t = ctx.target;
+  return {
+    ecs_deployment_id: dep?.id ?? null,
+    task_definition_arn: previous,
+    task_definition_revision: revisionOf(previous),
+    cluster: t.cluster,
+    service: t.service,
+    region: t.region,
+    console_url: ecsConsoleUrl(t.region, t.cluster, t.service),
+  };
+}
+
+/** Rollback: the service back on the task definition it ran before this deployment. */
+async function rollBack(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise<StepResult> {
+  const depRef = ctx.rollback?.deploymentRef ?? ctx.ref;
+  const previous = typeof depRef?.previous_task_definition_arn === 'string' ? depRef.previous_task_definition_arn : null;
+  if (!previous) {
+    return {
+      kind: 'failed', ref: { rollback_not_possible: true },
+      error: 'the deployment did not record the task definition the service ran before it (shipclock keeps it since rollbacks were added); nothing to restore it to',
+    };
+  }
+  if (depRef?.task_definition_arn === previous) {
+    return { kind: 'succeeded', ref: { task_definition_arn: previous, nothing_to_restore: true }, message: `nothing to restore: the deployment forced a new deployment of ${shortName(previous)} without changing the task definition` };
+  }
+  const svc = await describeService(ecs, ctx);
+  try {
+    assertEcsController(svc, ctx);
+  } catch (err) {
+    return { kind: 'failed', ref: { rollback_not_possible: true }, error: (err as Error).message };
+  }
+  const onPrevious = (svc.deployments ?? []).find((d) => d.status === 'PRIMARY' && d.taskDefinition === previous);
+  if (svc.taskDefinition === previous && onPrevious?.id) {
+    // An earlier call of this rollback (or ECS's own circuit-breaker rollback) already points the service back.
+    ctx.log(`service already runs ${shortName(previous)} (ECS deployment ${onPrevious.id}); following it`);
+    return follow(ecs, ctx, rollbackRef(ctx, previous, onPrevious), svc);
+  }
+  if (svc.taskDefinition === previous && ctx.rollback?.recovering) {
+    ctx.log(`service already runs ${shortName(previous)}; looking for its deployment`);
+    return { kind: 'follow', ref: rollbackRef(ctx, previous), afterSeconds: settings(ctx.target).pollSeconds };
+  }
+  const update = await ecs.send(
+    new sdk.UpdateServiceCommand({ cluster: ctx.target.cluster, service: ctx.target.service, taskDefinition: previous }),
+    { abortSignal: ctx.signal },
+  );
+  const primary = update.service?.deployments?.find((d) => d.status === 'PRIMARY');
+  ctx.log(`ECS UpdateService back to ${shortName(previous)}${primary?.id ? `: deployment ${primary.id}` : ''}`);
+  return {
+    kind: 'follow', ref: rollbackRef(ctx, previous, primary), afterSeconds: settings(ctx.target).pollSeconds,
+    message: `rolling back to ${shortName(previous)}${primary?.id ? ` (ECS deployment ${primary.id})` : ''}`,
+  };
+}
+
+/** Follows a rollback: its deployment, found by the task definition when the answer did not name it. */
+async function followRollback(ecs: ECSClient, ctx: ProviderContext<EcsTarget>): Promise<StepResult> {
+  const ref = ctx.ref ?? {};
+  if (typeof ref.ecs_deployment_id === 'string') return follow(ecs, ctx, ref);
+  const previous = String(ref.task_definition_arn ?? '');
+  const svc = await describeService(ecs, ctx);
+  const dep = (svc.deployments ?? []).find((d) => d.status === 'PRIMARY' && d.taskDefinition === previous);
+  if (dep?.id) return follow(ecs, ctx, { ...ref, ...rollbackRef(ctx, previous, dep) }, svc);
+  const late = timedOut(ctx);
+  if (late) return { ...late, error: `${late.error}; no ECS deployment of ${shortName(previous)} was found` };
+  return { kind: 'follow', ref, afterSeconds: settings(ctx.target).pollSeconds };
 }
 
 export const ecsProvider: Provider<EcsTarget> = {
@@ -393,5 +517,13 @@ export const ecsProvider: Provider<EcsTarget> = {
 
   recover(ctx) {
     return run(ctx, (ecs) => resume(ecs, ctx));
+  },
+
+  rollback(ctx) {
+    return run(ctx, (ecs) => rollBack(ecs, ctx));
+  },
+
+  pollRollback(ctx) {
+    return run(ctx, (ecs) => followRollback(ecs, ctx));
   },
 };

@@ -49,7 +49,35 @@ export interface ProviderContext<T = Record<string, unknown>> {
   signal: AbortSignal;
   /** Appends a line to the deployment's log (capped; secrets must not be passed here). */
   log(line: string): void;
+  /** Set for rollback()/pollRollback() calls only: which rollback this is. */
+  rollback?: RollbackInfo;
 }
+
+/**
+ * What a rollback call is told besides ProviderContext. For these calls `deployment.attempt` is
+ * the rollback's attempt and `deployment.startedAt` when the rollback started (timeouts count
+ * from there).
+ */
+export interface RollbackInfo {
+  /** 1 for a deployment's first rollback, 2 for one asked for again by hand, ... (e.g. a distinct Idempotency-Key). */
+  seq: number;
+  /**
+   * True when an earlier rollback() call of this same rollback may have acted: a transient
+   * failure retried, or a process that died during the call. rollback() must then look before
+   * acting (is the service already back on the previous version? is there a rollback deployment
+   * created since `deployment.startedAt`?) and follow what it finds instead of acting again.
+   */
+  recovering: boolean;
+  /** The deployment's own ref (what start/poll kept), also for pollRollback. */
+  deploymentRef: ProviderRef | null;
+  /** What rollback()/pollRollback() returned so far for this rollback (null before). */
+  rollbackRef: ProviderRef | null;
+}
+
+/** The ref key by which start/poll say the deployment changed the target (see Provider.rollback). */
+export const CHANGED_REF_KEY = 'changed';
+/** The ref key by which a failed rollback() says a rollback is not possible at all (not a failure of one made). */
+export const NOT_POSSIBLE_REF_KEY = 'rollback_not_possible';
 
 export type StepResult =
   /** The deployment is done and succeeded. */
@@ -88,14 +116,36 @@ export interface Provider<T = Record<string, unknown>> {
   prepare?(target: T): void;
   /**
    * Restores what ran before this deployment's change (an app's `on_failure: "rollback"`, or
-   * `POST /v1/scheduled_deployments/{id}/rollback` by hand). `ctx.ref` is the deployment's own
-   * ref, so start/poll must keep in it what a rollback needs (the previous task definition, the
-   * previous pod template's revision, ...). Returns the rollback's own StepResult: `follow` with
-   * a ref (then pollRollback is called with it), `succeeded`, `failed` or `retry`. Like start, it
-   * must not act twice for one rollback: a ref it returned is handed back after a crash.
-   * Without it, the provider cannot roll back and the scheduler says so.
+   * `POST /v1/scheduled_deployments/{id}/rollback` by hand).
+   *
+   * When it is called: automatically only for a deployment that ended `failed` with
+   * `ref.changed === true` (CHANGED_REF_KEY): start/poll/recover must set it in the ref they return
+   * once their change took effect (an UpdateService answered, a patch applied, a workflow
+   * dispatched, a webhook request the receiver may have acted on). Without it the scheduler
+   * starts no rollback and says "nothing was changed". By hand, also only with `changed: true`
+   * (else 409 nothing_changed).
+   *
+   * `ctx.ref` is the deployment's own ref, so start/poll must also keep in it what a rollback
+   * needs (the previous task definition, the previous pod template's revision, the last active
+   * deployment, ...); `ctx.rollback` says which rollback this is.
+   * Returns the rollback's own StepResult:
+   * - `follow` with a ref (stored as the rollback's ref; pollRollback is called with it);
+   * - `succeeded` (done at once, or nothing to restore: say so in `message`, e.g. "nothing to restore");
+   * - `failed` (loud: error state, an error log line, a `rollback_failed` notification); with
+   *   `ref: {rollback_not_possible: true, ...}` (NOT_POSSIBLE_REF_KEY) when no rollback can be
+   *   made at all (no previous version known, a controller shipclock cannot drive);
+   * - `retry` (transient): called again after the app's backoff, up to its max_attempts, with
+   *   `ctx.rollback.recovering` true.
+   * It must not act twice for one rollback: after a crash during the call it is called again
+   * with `ctx.rollback.recovering` true and must find what the first call did.
+   * Without it, the provider cannot roll back: by hand 422 rollback_not_supported; automatically
+   * rollback_state `not_possible`.
    */
   rollback?(ctx: ProviderContext<T>): Promise<StepResult>;
-  /** Follows a rollback that rollback() started (`ctx.ref` is what rollback/pollRollback returned). */
+  /**
+   * Follows a rollback that rollback() started: `ctx.ref` is what rollback/pollRollback returned
+   * last (`ctx.rollback.deploymentRef` is the deployment's). Same results as rollback(); a
+   * `retry` here polls again after a backoff, bounded by the target's timeout_seconds.
+   */
   pollRollback?(ctx: ProviderContext<T>): Promise<StepResult>;
 }

@@ -4,6 +4,12 @@
  * receiver can drop a repeat; with a secret, `X-Shipclock-Signature: sha256=<hex HMAC-SHA256>`
  * signs the raw body. 2xx succeeds; network errors, timeouts, 5xx and 429 are transient;
  * any other status fails at once. Redirects are not followed.
+ *
+ * Rollback: a `rollback` event, `{event: "rollback", deployment_id, ..., rollback: n}`, POSTed to the
+ * same URL, signed the same way, with its own `Idempotency-Key` (`<deployment id>:rollback:<n>`);
+ * a 2xx means it is done. A deployment counts as having changed something (so an automatic
+ * rollback is made) once the receiver answered 5xx or did not answer in time: it may have acted.
+ * A 4xx says it refused, so nothing was changed.
  */
 import { createHmac } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -25,7 +31,18 @@ export const WEBHOOK_DEFAULT_TIMEOUT_SECONDS = 30;
 
 export function webhookBody(ctx: ProviderContext<WebhookTarget>): string {
   const d = ctx.deployment;
+  if (ctx.rollback) {
+    return JSON.stringify({
+      event: 'rollback', deployment_id: d.id, app_id: d.appId, app_name: d.appName, run_at: d.runAt.toISOString(),
+      rollback: ctx.rollback.seq, attempt: d.attempt,
+    });
+  }
   return JSON.stringify({ deployment_id: d.id, app_id: d.appId, app_name: d.appName, run_at: d.runAt.toISOString(), attempt: d.attempt });
+}
+
+/** The Idempotency-Key of a deploy (the deployment id) or of its n-th rollback. */
+export function idempotencyKey(ctx: ProviderContext<WebhookTarget>): string {
+  return ctx.rollback ? `${ctx.deployment.id}:rollback:${ctx.rollback.seq}` : ctx.deployment.id;
 }
 
 export function signBody(secret: string, body: string): string {
@@ -273,20 +290,28 @@ async function post(ctx: ProviderContext<WebhookTarget>): Promise<StepResult> {
     ...(t.headers ?? {}),
     'content-type': 'application/json',
     'user-agent': 'shipclock',
-    'idempotency-key': ctx.deployment.id,
+    'idempotency-key': idempotencyKey(ctx),
   };
   if (t.secret) headers['x-shipclock-signature'] = signBody(t.secret, body);
   const timeoutMs = (t.timeout_seconds ?? WEBHOOK_DEFAULT_TIMEOUT_SECONDS) * 1000;
   const sent = await send(url, headers, body, deadline(ctx.signal, timeoutMs), timeoutMs);
-  if (!sent.ok) return { kind: sent.permanent ? 'failed' : 'retry', error: `webhook request failed: ${sent.error}` };
+  const what = ctx.rollback ? 'rollback event' : 'webhook';
+  // A deploy the receiver may have acted on (it failed mid-way, or did not answer in time) changed something.
+  const maybeActed = !ctx.rollback ? { ref: { changed: true } } : {};
+  if (!sent.ok) {
+    const timedOut = sent.error.startsWith('no response within');
+    return { kind: sent.permanent ? 'failed' : 'retry', error: `${what} request failed: ${sent.error}`, ...(timedOut ? maybeActed : {}) };
+  }
   const { status, retryAfter, text } = sent.answer;
   const excerpt = text.slice(0, LOG_EXCERPT_CHARS);
-  ctx.log(`POST ${url.origin}${url.pathname} → ${status}${excerpt ? `: ${excerpt}` : ''}`);
-  if (status >= 200 && status < 300) return { kind: 'succeeded', message: `webhook answered ${status}` };
-  if (status === 429 || status >= 500) {
-    return { kind: 'retry', error: `webhook answered ${status}`, afterSeconds: retryAfterSeconds(retryAfter) };
+  ctx.log(`POST ${url.origin}${url.pathname}${ctx.rollback ? ' (rollback)' : ''} → ${status}${excerpt ? `: ${excerpt}` : ''}`);
+  if (status >= 200 && status < 300) {
+    return { kind: 'succeeded', message: `${what} answered ${status}`, ref: ctx.rollback ? { status } : { changed: true } };
   }
-  return { kind: 'failed', error: `webhook answered ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}` };
+  if (status === 429 || status >= 500) {
+    return { kind: 'retry', error: `${what} answered ${status}`, afterSeconds: retryAfterSeconds(retryAfter), ...(status >= 500 ? maybeActed : {}) };
+  }
+  return { kind: 'failed', error: `${what} answered ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}` };
 }
 
 export const webhookProvider: Provider<WebhookTarget> = {
@@ -296,4 +321,6 @@ export const webhookProvider: Provider<WebhookTarget> = {
   // A crash mid-request: send it again. The receiver sees the same Idempotency-Key.
   recover: post,
   prepare,
+  // The same event again after a crash or a transient failure: the receiver sees the same key.
+  rollback: post,
 };

@@ -10,7 +10,8 @@
  *   answered (bounded by quietWindowMs), so it does not compete with them for the machine and the
  *   database. Other targets are marked running first: they must never start twice.
  * - Rows already running (a retry due, a rollout's next poll, a call cut short by a crash) take
- *   their next step: another attempt, a poll, or `recover`.
+ *   their next step: another attempt, a poll, or `recover`. Finished rows due for their rollback
+ *   take its next step (rollback.ts).
  */
 import { dependencyVerdict, type DeploymentState } from '../core/state.ts';
 import { inTransaction } from '../db/pool.ts';
@@ -24,6 +25,7 @@ import type { Finisher } from './finisher.ts';
 import { checkGates, gateNamed, hasGates, type GateVerdict } from './gates.ts';
 import type { Leases } from './leases.ts';
 import type { Outcomes } from './outcome.ts';
+import { isRollbackDue, type Rollbacks } from './rollback.ts';
 import type { CallOutcome, Held, Run } from './types.ts';
 
 /** Calls made in one go before the event loop gets a turn (to connect and write them). */
@@ -57,6 +59,7 @@ export class Burst {
     private readonly outcomes: Outcomes,
     /** The current gate epoch (bumped by every GATES_CHANNEL notification). */
     private readonly gateEpoch: () => number,
+    private readonly rollbacks: Rollbacks,
   ) {}
 
   /** Runs a group of held rows whose time has come. */
@@ -86,8 +89,11 @@ export class Burst {
     const running: Held[] = [];
     const missed: Held[] = [];
     const heldOut: Held[] = [];
+    const rollingBack: Held[] = [];
     for (const h of live) {
-      if (h.row.state === 'running') running.push(h);
+      // A finished deployment due for its rollback (rollback.ts).
+      if (isRollbackDue(h.row)) rollingBack.push(h);
+      else if (h.row.state === 'running') running.push(h);
       // A held row comes due at its expiry (a freeze held it and nobody released it): missed.
       else if (h.row.state === 'held') heldOut.push(h);
       else if (h.row.state !== 'scheduled') continue;
@@ -119,6 +125,7 @@ export class Burst {
       if (ready.length) await this.startScheduled(ready);
     }
     for (const h of running) this.run.track(this.continueRunning(h));
+    for (const h of rollingBack) this.run.track(this.rollbacks.step(h));
     await started;
     await releasing;
   }

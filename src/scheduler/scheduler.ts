@@ -7,6 +7,7 @@
  * - `timers.ts`    one local timer per instant, on database time, never early;
  * - `burst.ts`     the instant: expiry, dependency and fire-gate checks, then the calls;
  * - `outcome.ts`   what a provider's answer does: end, retry later, or follow a rollout;
+ * - `rollback.ts`  a finished deployment's rollback, taken step by step like a rollout;
  * - `finisher.ts`  final states written in batches, after a burst's calls are answered;
  * - `leases.ts`    what this process holds, the heartbeat that keeps it, handing it back;
  * - `gates.ts`     the plug-in point for "may this run now?" checks (freezes, approvals);
@@ -26,6 +27,7 @@ import { Finisher } from './finisher.ts';
 import { GATES_CHANNEL } from './gates.ts';
 import { Leases } from './leases.ts';
 import { Outcomes } from './outcome.ts';
+import { Rollbacks } from './rollback.ts';
 import { Timers } from './timers.ts';
 import type { Run, SchedulerOptions } from './types.ts';
 import { warmUp } from './warm-up.ts';
@@ -62,7 +64,8 @@ export class Scheduler implements Run {
     this.finisher = new Finisher(o.pool, o.logger);
     const outcomes = new Outcomes(this, this.clock, this.leases, this.finisher);
     const epoch = () => this.gateEpoch;
-    this.burst = new Burst(this, this.clock, this.leases, this.finisher, outcomes, epoch);
+    const rollbacks = new Rollbacks(this, this.clock, this.leases, outcomes);
+    this.burst = new Burst(this, this.clock, this.leases, this.finisher, outcomes, epoch, rollbacks);
     this.claimer = new Claimer(this, this.clock, this.leases, this.timers, epoch);
   }
 

@@ -30,6 +30,7 @@ export interface AppRow {
   approval_required: number | null;
   /** Whose approvals count (owner, deployer). */
   approval_from_roles: string[];
+  on_failure: 'none' | 'rollback';
   created_at: Date;
   updated_at: Date;
 }
@@ -43,6 +44,7 @@ export function appToApi(r: AppRow) {
     target,
     retry: { max_attempts: r.retry_max_attempts, backoff_seconds: r.retry_backoff_seconds },
     approval: policyOf(r),
+    on_failure: r.on_failure,
     created_at: r.created_at.toISOString(),
     updated_at: r.updated_at.toISOString(),
   };
@@ -73,7 +75,7 @@ async function assertNameFree(db: Queryable, teamId: string, name: string, excep
   if (r.rowCount) throw new ConflictError('name_taken', `an app named "${name}" exists`, 'name');
 }
 
-export async function createApp(pool: Pool, box: SecretBox, actor: User, input: { name: string; target: TargetInput; retry?: Partial<RetryPolicy>; approval?: ApprovalInput }) {
+export async function createApp(pool: Pool, box: SecretBox, actor: User, input: { name: string; target: TargetInput; retry?: Partial<RetryPolicy>; approval?: ApprovalInput; on_failure?: 'none' | 'rollback' }) {
   const approval = validatePolicy(input.approval ?? null);
   return inTransaction(pool, async (c) => {
     await assertNameFree(c, actor.team_id, input.name);
@@ -81,11 +83,11 @@ export async function createApp(pool: Pool, box: SecretBox, actor: User, input: 
     const { clear, sealed } = splitSecret(box, input.target);
     const retry = { ...DEFAULT_RETRY, ...input.retry };
     const r = await c.query<AppRow>(
-      `INSERT INTO apps (team_id, name, target, target_secret, retry_max_attempts, retry_backoff_seconds, approval_required, approval_from_roles)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-      [actor.team_id, input.name, clear, sealed, retry.max_attempts, retry.backoff_seconds, approval?.required ?? null, approval?.from_roles ?? DEFAULT_FROM_ROLES],
+      `INSERT INTO apps (team_id, name, target, target_secret, retry_max_attempts, retry_backoff_seconds, approval_required, approval_from_roles, on_failure)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+      [actor.team_id, input.name, clear, sealed, retry.max_attempts, retry.backoff_seconds, approval?.required ?? null, approval?.from_roles ?? DEFAULT_FROM_ROLES, input.on_failure ?? 'none'],
     );
-    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.create', targetId: r.rows[0].id, details: { name: input.name, target_type: input.target.type, ...(approval ? { approval } : {}) } });
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'app.create', targetId: r.rows[0].id, details: { name: input.name, target_type: input.target.type, on_failure: input.on_failure ?? 'none', ...(approval ? { approval } : {}) } });
     return appToApi(r.rows[0]);
   });
 }
@@ -112,7 +114,7 @@ export async function listApps(pool: Pool, actor: User, limit: number, cursor?: 
   return { result: p.result.map(appToApi), next_cursor: p.next_cursor };
 }
 
-export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: string, input: { name?: string; target?: TargetInput; retry?: Partial<RetryPolicy>; approval?: ApprovalInput }) {
+export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: string, input: { name?: string; target?: TargetInput; retry?: Partial<RetryPolicy>; approval?: ApprovalInput; on_failure?: 'none' | 'rollback' }) {
   const approval: ApprovalPolicy | null | undefined = input.approval === undefined ? undefined : validatePolicy(input.approval);
   return inTransaction(pool, async (c) => {
     const row = await getAppRow(c, actor.team_id, id, true);
@@ -134,9 +136,9 @@ export async function updateApp(pool: Pool, box: SecretBox, actor: User, id: str
     const fromRoles = approval === undefined ? row.approval_from_roles : approval?.from_roles ?? DEFAULT_FROM_ROLES;
     const r = await c.query<AppRow>(
       `UPDATE apps SET name = $2, target = $3, target_secret = $4, retry_max_attempts = $5, retry_backoff_seconds = $6,
-              approval_required = $7, approval_from_roles = $8, updated_at = now()
+              approval_required = $7, approval_from_roles = $8, on_failure = $9, updated_at = now()
         WHERE id = $1 RETURNING *`,
-      [id, input.name ?? row.name, target, sealed, retry.max_attempts, retry.backoff_seconds, required, fromRoles],
+      [id, input.name ?? row.name, target, sealed, retry.max_attempts, retry.backoff_seconds, required, fromRoles, input.on_failure ?? row.on_failure],
     );
     await recordAudit(c, {
       teamId: actor.team_id, actorId: actor.id, action: 'app.update', targetId: id,
@@ -153,7 +155,7 @@ export async function deleteApp(pool: Pool, actor: User, id: string): Promise<vo
     if (!row) throw new NotFoundError('app');
     const schedules = await countAppSchedules(c, id);
     if (schedules > 0) throw new ConflictError('app_has_schedules', `the app is in ${schedules} recurring schedule(s): delete them first`);
-    const active = await c.query(`SELECT count(*)::int AS n FROM deployments WHERE app_id = $1 AND state IN ('scheduled', 'held', 'running')`, [id]);
+    const active = await c.query(`SELECT count(*)::int AS n FROM deployments WHERE app_id = $1 AND (state IN ('scheduled', 'held', 'running') OR rollback_state IN ('pending', 'running'))`, [id]);
     if (active.rows[0].n > 0) {
       throw new ConflictError('app_has_deployments', `the app has ${active.rows[0].n} scheduled or running deployment(s): cancel them first`);
     }

@@ -15,6 +15,7 @@ import {
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
 import { releaseHeld, setFreezeOverride } from '../db/sql/freezes.ts';
+import { requestRollback } from '../db/sql/rollbacks.ts';
 import { providerFor } from '../providers/index.ts';
 import { redact } from '../providers/redact.ts';
 import type { Credentials, ProviderContext } from '../providers/types.ts';
@@ -83,7 +84,20 @@ function toApiBase(r: ApiRow, approvals?: Approvals) {
     schedule_id: r.schedule_id ?? null,
     held_by: r.held_by ?? null,
     freeze_override: r.freeze_override ?? null,
+    rollback: rollbackOut(r),
     approval: approvalOf(r, approvals),
+  };
+}
+
+/** The deployment's rollback as the API shows it; null when none was asked for. */
+export function rollbackOut(r: Pick<ApiRow, 'rollback_state' | 'rollback_ref' | 'rollback_error' | 'rollback_started_at' | 'rollback_finished_at'>) {
+  if (!r.rollback_state) return null;
+  return {
+    state: r.rollback_state,
+    ref: r.rollback_ref ?? null,
+    ...(r.rollback_error ? { error: r.rollback_error } : {}),
+    started_at: r.rollback_started_at?.toISOString() ?? null,
+    finished_at: r.rollback_finished_at?.toISOString() ?? null,
   };
 }
 
@@ -472,6 +486,54 @@ export async function release(pool: Pool, actor: User, id: string, reasonRaw: st
     await insertEvents(c, released.map((x) => ({ id: x, state: 'scheduled', message: `released by ${actor.email}${x === id ? '' : ` with its dependent ${id}`}: ${reason}` })));
     await notifyDue(c, null);
     await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.release', targetId: id, details: { reason, freeze: row.held_by, also_released: released.filter((x) => x !== id) } });
+    return loadOut(c, actor.team_id, id);
+  });
+}
+
+/**
+ * Rolls a finished deployment back by hand (deployers and owners): its rollback is asked for
+ * (pending, due now) and the scheduler makes and follows it like an automatic one. 409 while the
+ * deployment has not finished, while a rollback of it is pending or running, while its app has a
+ * deployment running or another rollback in progress, or when the deployment changed nothing;
+ * 422 when the target's provider cannot roll back. Audited.
+ */
+export async function rollbackByHand(pool: Pool, actor: User, id: string) {
+  return inTransaction(pool, async (c) => {
+    const row = await getDeployment(c, actor.team_id, id, true);
+    if (!row) throw new NotFoundError('scheduled deployment');
+    if (!['succeeded', 'failed', 'canceled'].includes(row.state)) {
+      throw new ConflictError('not_finished', `the deployment is ${row.state}; only a finished deployment can be rolled back`);
+    }
+    if (row.rollback_state === 'pending' || row.rollback_state === 'running') {
+      throw new ConflictError('rollback_running', `a rollback of this deployment is ${row.rollback_state}`);
+    }
+    const app = await c.query<{ target: Record<string, unknown>; deleted: boolean }>(
+      'SELECT target, deleted_at IS NOT NULL AS deleted FROM apps WHERE id = $1', [row.app_id],
+    );
+    if (!app.rows[0] || app.rows[0].deleted) throw new ConflictError('app_deleted', 'the deployment\'s app was deleted');
+    const type = String(app.rows[0].target.type);
+    if (!providerFor(type)?.rollback) {
+      throw new ValidationError('rollback_not_supported', `a ${type} target cannot be rolled back by shipclock: deploy the previous version instead`);
+    }
+    if (row.provider_ref?.changed !== true) {
+      throw new ConflictError('nothing_changed', 'the deployment changed nothing on its target, so there is nothing to roll back');
+    }
+    const busy = await c.query<{ id: string; state: string; rollback_state: string | null }>(
+      `SELECT id, state, rollback_state FROM deployments
+        WHERE app_id = $1 AND id <> $2 AND (state = 'running' OR rollback_state IN ('pending', 'running')
+              OR (state = 'scheduled' AND lease_owner IS NOT NULL AND lease_until > clock_timestamp()))
+        LIMIT 1`,
+      [row.app_id, id],
+    );
+    if (busy.rows[0]) {
+      const b = busy.rows[0];
+      const what = b.rollback_state === 'pending' || b.rollback_state === 'running' ? 'is being rolled back' : b.state === 'running' ? 'is running' : 'is being fired';
+      throw new ConflictError('app_busy', `deployment ${b.id} of this app ${what}; roll back once it has ended`);
+    }
+    if (!(await requestRollback(c, id, actor.id))) throw new ConflictError('rollback_running', 'a rollback of this deployment is already asked for');
+    await insertEvents(c, [{ id, state: 'rollback_started', message: `rollback asked for by ${actor.email}` }]);
+    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.rollback', targetId: id, details: { app: row.app_name, state: row.state } });
+    await notifyDue(c, null);
     return loadOut(c, actor.team_id, id);
   });
 }

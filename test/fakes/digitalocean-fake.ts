@@ -8,6 +8,11 @@
  * A deployment advances one phase per GET of it (PENDING_BUILD → BUILDING → DEPLOYING) and ends
  * after `rolloutPolls` GETs: ACTIVE, or ERROR with a failing build step when `failNextDeployment()`
  * was called. Every answer is recorded in `responses` for test/fakes.spec-check.test.ts.
+ *
+ * `POST /v2/apps/{app_id}/rollback {deployment_id, skip_pin}` (apps_create_rollback) creates a new
+ * deployment of that earlier one (which must have been ACTIVE: ACTIVE or SUPERSEDED now), as
+ * DigitalOcean does; without `skip_pin: true` the app is pinned and later creates answer 400
+ * until the rollback is committed or reverted (not served here).
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -30,6 +35,8 @@ export interface DoInjected {
   retryAfter?: number;
   /** Only requests whose path matches (default: any request). */
   path?: RegExp;
+  /** Only requests with this method (default: any). */
+  method?: 'GET' | 'POST';
 }
 
 export interface DigitaloceanFake {
@@ -38,8 +45,10 @@ export interface DigitaloceanFake {
   token: string;
   responses: DoRecordedResponse[];
   requests: { method: string; path: string; body: Json | undefined; headers: http.IncomingHttpHeaders }[];
-  /** Counts: create (POST deployments), get, list, cancel. */
-  count(kind: 'create' | 'get' | 'list' | 'cancel'): number;
+  /** Counts: create (POST deployments), get, list, cancel, rollback (POST rollback). */
+  count(kind: 'create' | 'get' | 'list' | 'cancel' | 'rollback'): number;
+  /** Whether an app is pinned to a rollback (POST rollback without skip_pin). */
+  pinned(appId: string): boolean;
   /** Registers an app (id is a new UUID unless given) and returns its id. */
   addApp(id?: string): string;
   /** Removes an app: its routes answer 404. */
@@ -68,7 +77,8 @@ interface FakeDeployment {
 
 export async function startDigitaloceanFake(opts: { token?: string } = {}): Promise<DigitaloceanFake> {
   const apps = new Map<string, FakeDeployment[]>(); // newest first
-  const counts = { create: 0, get: 0, list: 0, cancel: 0 };
+  const counts = { create: 0, get: 0, list: 0, cancel: 0, rollback: 0 };
+  const pinnedApps = new Set<string>();
   const responses: DoRecordedResponse[] = [];
   const requests: DigitaloceanFake['requests'] = [];
   let injected: { err: DoInjected; n: number }[] = [];
@@ -186,9 +196,11 @@ export async function startDigitaloceanFake(opts: { token?: string } = {}): Prom
 
       const m = /^\/v2\/apps\/([^/]+)\/deployments(?:\/([^/]+))?(\/cancel)?$/.exec(url.pathname);
       if (m) route = `/v2/apps/{app_id}/deployments${m[2] ? '/{deployment_id}' : ''}${m[3] ? '/cancel' : ''}`;
+      const rb = /^\/v2\/apps\/([^/]+)\/rollback$/.exec(url.pathname);
+      if (rb) route = '/v2/apps/{app_id}/rollback';
 
       if (req.headers.authorization !== `Bearer ${fake.token}`) return error(401, 'unauthorized', 'Unable to authenticate you.');
-      const inj = injected.find((x) => x.n > 0 && (!x.err.path || x.err.path.test(url.pathname)));
+      const inj = injected.find((x) => x.n > 0 && (!x.err.path || x.err.path.test(url.pathname)) && (!x.err.method || x.err.method === method));
       if (inj) {
         inj.n -= 1;
         injected = injected.filter((x) => x.n > 0);
@@ -203,6 +215,23 @@ export async function startDigitaloceanFake(opts: { token?: string } = {}): Prom
         if (s === 404) return error(404, 'not_found', 'The resource you requested could not be found.');
         return error(s, 'server_error', 'Unexpected server-side error');
       }
+      if (rb) {
+        if (method !== 'POST') return error(405, 'method_not_allowed', `${method} is not allowed here`);
+        const list = apps.get(decodeURIComponent(rb[1]));
+        if (!list) return error(404, 'not_found', 'app not found');
+        counts.rollback += 1;
+        if (!body || typeof body.deployment_id !== 'string' || ('skip_pin' in body && typeof body.skip_pin !== 'boolean')) {
+          return error(400, 'bad_request', 'deployment_id must be a string and skip_pin a boolean');
+        }
+        const to = list.find((x) => x.json.id === body!.deployment_id);
+        if (!to) return error(404, 'not_found', 'deployment not found');
+        if (to.json.phase !== 'ACTIVE' && to.json.phase !== 'SUPERSEDED') {
+          return error(400, 'bad_request', `deployment ${to.json.id} never became active and cannot be rolled back to`);
+        }
+        if (body.skip_pin !== true) pinnedApps.add(decodeURIComponent(rb[1]));
+        const d = createDeployment(decodeURIComponent(rb[1]), `rollback to deployment ${to.json.id}`);
+        return send(200, { deployment: structuredClone(d.json) });
+      }
       if (!m) return error(404, 'not_found', 'The resource you requested could not be found.');
       const appId = decodeURIComponent(m[1]);
       const list = apps.get(appId);
@@ -211,6 +240,7 @@ export async function startDigitaloceanFake(opts: { token?: string } = {}): Prom
 
       if (!depId && method === 'POST') {
         counts.create += 1;
+        if (pinnedApps.has(appId)) return error(400, 'bad_request', 'the app is pinned to a rollback: commit or revert it first');
         if (body !== undefined && (typeof body !== 'object' || ('force_build' in body && typeof body.force_build !== 'boolean'))) {
           return error(400, 'bad_request', 'force_build must be a boolean');
         }
@@ -251,6 +281,7 @@ export async function startDigitaloceanFake(opts: { token?: string } = {}): Prom
     requests,
     rolloutPolls: 2,
     count: (kind) => counts[kind],
+    pinned: (appId) => pinnedApps.has(appId),
     addApp(id = randomUUID()) {
       apps.set(id, []);
       return id;

@@ -58,7 +58,11 @@ interface FakeService {
   desiredCount: number;
   createdAt: number;
   deployments: FakeDeployment[];
+  deploymentController: DeploymentControllerType;
 }
+
+/** ECS's deploymentController.type: ECS (rolling update), CODE_DEPLOY (blue/green) or EXTERNAL (task sets). */
+export type DeploymentControllerType = 'ECS' | 'CODE_DEPLOY' | 'EXTERNAL';
 
 export type InjectedError = 'throttle' | 'server' | 'accessDenied' | 'clusterNotFound' | 'serviceNotFound' | 'unrecognizedClient';
 
@@ -72,7 +76,17 @@ export interface EcsFake {
   /** How many times `op` was called (also the ones answered with an injected error). */
   count(op: string): number;
   /** Adds a service running a new task definition (registered as revision 1 of its family). */
-  addService(opts: { cluster?: string; service: string; taskDefinition: FakeTaskDefinition; tags?: Json[]; desiredCount?: number }): { serviceArn: string; taskDefinitionArn: string };
+  addService(opts: { cluster?: string; service: string; taskDefinition: FakeTaskDefinition; tags?: Json[]; desiredCount?: number; deploymentController?: DeploymentControllerType }): { serviceArn: string; taskDefinitionArn: string };
+  /**
+   * How UpdateService treats a service whose controller is not ECS: 'ecs' (default) answers as
+   * ECS does, InvalidParameterException for a task-definition change or a forced new deployment;
+   * 'moto' as moto does, taking the change and answering with no deployments (no PRIMARY).
+   */
+  nonEcsControllerBehaviour: 'ecs' | 'moto';
+  /** The next UpdateService takes effect but answers with no deployments (so no PRIMARY). */
+  answerWithoutDeploymentsNext(): void;
+  /** Registers a task definition revision (e.g. one a rollback goes back to). */
+  registerTaskDefinition(td: FakeTaskDefinition): string;
   /** Removes a service: DescribeServices then reports it MISSING, UpdateService ServiceNotFound. */
   removeService(cluster: string, service: string): void;
   /** The next rollout started ends FAILED with this reason (circuit breaker). */
@@ -113,6 +127,7 @@ export async function startEcsFake(opts: { region?: string } = {}): Promise<EcsF
   let injected: { kind: InjectedError; n: number; op: string }[] = [];
   let failNext: string | undefined;
   let deploymentSeq = 0;
+  let noDeploymentsInNextAnswer = false;
 
   const clusterArn = (c: string) => `arn:aws:ecs:${region}:${ACCOUNT}:cluster/${c}`;
   const key = (cluster: string, service: string) => `${shortName(cluster)}/${shortName(service)}`;
@@ -228,13 +243,14 @@ export async function startEcsFake(opts: { region?: string } = {}): Promise<EcsF
         maximumPercent: 200,
         minimumHealthyPercent: 100,
       },
-      deployments: svc.deployments.map(({ steps: _s, failWith: _f, ...d }) => ({ ...d })),
+      // A service whose controller is not ECS has task sets, not service deployments.
+      deployments: svc.deploymentController === 'ECS' ? svc.deployments.map(({ steps: _s, failWith: _f, ...d }) => ({ ...d })) : [],
       events: [],
       createdAt: svc.createdAt,
       placementConstraints: [],
       placementStrategy: [],
       schedulingStrategy: 'REPLICA',
-      deploymentController: { type: 'ECS' },
+      deploymentController: { type: svc.deploymentController },
       createdBy: `arn:aws:iam::${ACCOUNT}:user/deployer`,
       enableECSManagedTags: false,
       propagateTags: 'NONE',
@@ -279,13 +295,29 @@ export async function startEcsFake(opts: { region?: string } = {}): Promise<EcsF
         if (!found) throw new AwsError('ClientException', 'TaskDefinition not found.');
         td = found.taskDefinition.taskDefinitionArn;
       }
+      const changes = td !== svc.taskDefinition || body.forceNewDeployment === true;
+      if (svc.deploymentController !== 'ECS' && changes) {
+        if (fake.nonEcsControllerBehaviour === 'ecs') {
+          throw new AwsError('InvalidParameterException', svc.deploymentController === 'CODE_DEPLOY'
+            ? 'Unable to update task definition on services with a CODE_DEPLOY deployment controller. Use AWS CodeDeploy to trigger a new deployment.'
+            : 'Unable to update task definition on services with a EXTERNAL deployment controller. Use CreateTaskSet to deploy a new task definition.');
+        }
+        // moto: the change is taken, no deployment is made or shown.
+        svc.taskDefinition = td;
+        return { service: serviceJson(svc) };
+      }
       if (typeof body.desiredCount === 'number') svc.desiredCount = body.desiredCount;
-      if (td !== svc.taskDefinition || body.forceNewDeployment === true) {
+      if (changes) {
         for (const d of svc.deployments) if (d.status === 'PRIMARY') d.status = 'ACTIVE';
         svc.taskDefinition = td;
         svc.deployments.unshift(newDeployment(svc, td, false));
       }
-      return { service: serviceJson(svc) };
+      const out = serviceJson(svc);
+      if (noDeploymentsInNextAnswer) {
+        noDeploymentsInNextAnswer = false;
+        out.deployments = [];
+      }
+      return { service: out };
     },
     DescribeTaskDefinition(body) {
       const found = typeof body.taskDefinition === 'string' ? findTaskDef(body.taskDefinition) : undefined;
@@ -390,8 +422,15 @@ export async function startEcsFake(opts: { region?: string } = {}): Promise<EcsF
     requests,
     rolloutPolls: 2,
     acceptedAccessKeyId: undefined,
+    nonEcsControllerBehaviour: 'ecs',
+    answerWithoutDeploymentsNext() {
+      noDeploymentsInNextAnswer = true;
+    },
+    registerTaskDefinition(td) {
+      return register(structuredClone(td)).taskDefinitionArn;
+    },
     count: (op) => calls.get(op) ?? 0,
-    addService({ cluster = 'default', service, taskDefinition, tags, desiredCount = 2 }) {
+    addService({ cluster = 'default', service, taskDefinition, tags, desiredCount = 2, deploymentController = 'ECS' }) {
       const c = shortName(cluster);
       clusters.add(c);
       const td = register({ ...structuredClone(taskDefinition), tags: tags ?? [] });
@@ -404,6 +443,7 @@ export async function startEcsFake(opts: { region?: string } = {}): Promise<EcsF
         desiredCount,
         createdAt: nowSeconds() - 86_400,
         deployments: [],
+        deploymentController,
       };
       const first = newDeployment(svc, td.taskDefinitionArn, true);
       first.createdAt = first.updatedAt = svc.createdAt;

@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { approveDeployment, rejectDeployment } from '../../services/approvals.ts';
-import { cancel, getOne, list, loadOut, release, reschedule, schedule } from '../../services/deployments.ts';
+import { cancel, getOne, list, loadOut, release, reschedule, rollbackByHand, schedule } from '../../services/deployments.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiContext } from '../context.ts';
 import {
@@ -57,6 +57,16 @@ export default async function (fastify: FastifyInstance, ctx: ApiContext) {
       response: { 200: Wrapped(ScheduledDeployment), ...errors },
     },
   }, async (req) => ({ result: await release(ctx.pool, requireRole(req, 'owner'), req.params.id, req.body.reason) }));
+
+  app.post('/v1/scheduled_deployments/:id/rollback', {
+    schema: {
+      tags: ['scheduled deployments'],
+      summary: 'Roll a finished deployment back (deployers): restore what ran before it, followed to its end',
+      description: 'Answers 202 with the deployment, its `rollback` pending; the scheduler makes the rollback and follows it (see `rollback.state`). ' +
+        '409 not_finished / rollback_running / app_busy / nothing_changed; 422 rollback_not_supported when the target cannot be rolled back (command).',
+      params: IdParams, response: { 202: Wrapped(ScheduledDeployment), ...errors },
+    },
+  }, async (req, reply) => reply.status(202).send({ result: await rollbackByHand(ctx.pool, requireRole(req, 'deployer'), req.params.id) }));
 
   app.post('/v1/scheduled_deployments/:id/approve', {
     schema: {

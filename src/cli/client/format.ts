@@ -23,6 +23,7 @@ export interface DeploymentView {
   finished_at?: string | null;
   events?: Array<{ at?: string; state?: string; message?: string | null }>;
   log?: string | null;
+  rollback?: { state: string; ref?: Record<string, unknown> | null; error?: string; started_at?: string | null; finished_at?: string | null } | null;
   approval?: ApprovalView | null;
 }
 
@@ -80,6 +81,16 @@ export function deploymentDetails(d: DeploymentView, names: Map<string, string>)
   if (d.started_at) lines.push(`started:     ${d.started_at}`);
   if (d.finished_at) lines.push(`finished:    ${d.finished_at}`);
   if (d.error) lines.push(`error:       ${d.error}`);
+  if (d.rollback) {
+    const rb = d.rollback;
+    // A rollback that did not restore what ran before is said in capitals: it needs a person.
+    const loud = rb.state === 'failed' ? 'FAILED: what ran before was NOT restored' : rb.state === 'not_possible' ? 'NOT POSSIBLE: what ran before was NOT restored' : rb.state;
+    lines.push(`rollback:    ${loud}`);
+    if (rb.error) lines.push(`  error:     ${rb.error}`);
+    if (rb.started_at) lines.push(`  started:   ${rb.started_at}`);
+    if (rb.finished_at) lines.push(`  finished:  ${rb.finished_at}`);
+    if (rb.ref && Object.keys(rb.ref).length) lines.push(`  ref:       ${Object.entries(rb.ref).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  }
   if (d.approval) {
     lines.push(`approval:    ${approvalLabel(d)}`);
     for (const a of d.approval.approvals) lines.push(`  approved by ${a.user.email} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);

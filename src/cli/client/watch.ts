@@ -134,6 +134,8 @@ export async function watchDeployment(client: ApiClient, id: string, names: Map<
     }
     const ev = deploymentOfEvent(data);
     if (!ev) return null;
+    // A rollback's progress is not a state of the deployment (it stays failed or succeeded).
+    if (ev.state.startsWith('rollback_')) return null;
     if (ev.id === id) return see(ev.state, ev.error);
     if (depId && ev.id === depId) seeDependency(ev.state);
     return null;

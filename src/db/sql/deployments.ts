@@ -46,9 +46,21 @@ export interface DeploymentRow {
   held_by: string | null;
   /** An owner scheduled or released it into a freeze on purpose: freezes never hold it. */
   freeze_override: { reason: string; by: string; at: string } | null;
+  /** The rollback's record (migration 009); rollback_state null when none was asked for. */
+  rollback_state: RollbackState | null;
+  rollback_phase: 'executing' | 'retry_wait' | 'following' | null;
+  rollback_ref: Record<string, unknown> | null;
+  rollback_error: string | null;
+  rollback_attempts: number;
+  rollback_seq: number;
+  rollback_requested_by: string | null;
+  rollback_started_at: Date | null;
+  rollback_finished_at: Date | null;
   /** Approvals this deployment needs before it may fire (the app's policy when it was scheduled); null: none. */
   approval_required: number | null;
 }
+
+export type RollbackState = 'pending' | 'running' | 'succeeded' | 'failed' | 'not_possible';
 
 const SELECT = `SELECT d.*, a.name AS app_name FROM deployments d JOIN apps a ON a.id = d.app_id`;
 
@@ -85,7 +97,8 @@ export async function insertDeployment(db: Queryable, d: NewDeployment): Promise
 export const API_COLUMNS = [
   'id', 'app_id', 'state', 'run_at', 'timezone', 'local_year', 'local_month', 'local_day', 'local_hour', 'local_minute',
   'local_second', 'utc_offset', 'dependency_lead_seconds', 'expires_at', 'attempts', 'error', 'provider_ref', 'created_at',
-  'started_at', 'finished_at', 'schedule_id', 'held_by', 'freeze_override', 'approval_required',
+  'started_at', 'finished_at', 'schedule_id', 'held_by', 'freeze_override', 'approval_required', 'rollback_state', 'rollback_ref', 'rollback_error',
+  'rollback_started_at', 'rollback_finished_at',
 ] as const;
 export type ApiRow = Pick<DeploymentRow, (typeof API_COLUMNS)[number] | 'app_name'>;
 
@@ -286,8 +299,10 @@ export interface ClaimedRow extends DeploymentRow {
 /**
  * Claims up to `limit` deployments due before `now() + horizonMs` that no live process owns,
  * leasing them to `owner` for `leaseSeconds`. A scheduled deployment whose app already has a
- * deployment running (or an earlier one still pending) is not leased: it is "blocked" and looked
- * at again a second later, so two deployments of one app never run at once and the later waits.
+ * deployment running (or an earlier one still pending, or a rollback in progress) is not leased:
+ * it is "blocked" and looked at again a second later, so two deployments of one app never run at
+ * once and the later waits. Rows due for their rollback (final, rollback pending or running) are
+ * claimed like any other.
  */
 export async function claimDue(db: Queryable, owner: string, horizonMs: number, leaseSeconds: number, limit: number): Promise<ClaimedRow[]> {
   const r = await db.query<ClaimedRow>(
@@ -297,6 +312,8 @@ export async function claimDue(db: Queryable, owner: string, horizonMs: number, 
                 -- two index probes (deployments_app_running_idx, deployments_app_active_idx), so
                 -- that an app's thousands of future deployments are never scanned
                 EXISTS (SELECT 1 FROM deployments o WHERE o.app_id = d.app_id AND o.state = 'running' AND o.id <> d.id)
+                -- a rollback in progress holds the app as a running deployment does (deployments_app_rollback_idx)
+                OR EXISTS (SELECT 1 FROM deployments o WHERE o.app_id = d.app_id AND o.rollback_state IN ('pending', 'running') AND o.id <> d.id)
                 OR EXISTS (
                   SELECT 1 FROM deployments o
                    WHERE o.app_id = d.app_id AND o.state IN ('scheduled', 'running') AND o.run_at <= d.run_at
@@ -389,20 +406,32 @@ export interface Finish {
  * Ends deployments (succeeded, failed, skipped, missed, canceled) in one statement, and brings
  * forward whatever waited on them: their dependents and the next deployment of the same app.
  * Returns the rows that actually changed (a row that already ended is left alone).
+ *
+ * A deployment that fails after it changed something (its provider_ref says `changed: true`)
+ * while its app's on_failure is 'rollback' gets its rollback asked for in the same statement
+ * (`rollback` true: rollback_state pending, due now), so no crash can lose it; `rollback_wanted`
+ * says the app asked for one whatever the ref said.
  */
-export async function finishMany(db: Queryable, rows: Finish[]): Promise<Array<{ id: string; team_id: string; app_id: string; state: DeploymentState; error: string | null }>> {
+export async function finishMany(db: Queryable, rows: Finish[]): Promise<Array<{ id: string; team_id: string; app_id: string; state: DeploymentState; error: string | null; rollback: boolean; rollback_wanted: boolean }>> {
   if (rows.length === 0) return [];
   const r = await db.query(
     `WITH x AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) AS x(id, state, error, log, ref)
+     ), xr AS (
+       SELECT x.*, wanted, wanted AND COALESCE(x.ref, d.provider_ref) ->> 'changed' = 'true' AS rb
+         FROM x JOIN deployments d ON d.id = x.id JOIN apps a ON a.id = d.app_id,
+              LATERAL (SELECT x.state = 'failed' AND a.on_failure = 'rollback' AS wanted) w
      ), done AS (
        UPDATE deployments d
-          SET state = x.state, error = x.error, finished_at = now(), updated_at = now(),
-              due_at = NULL, lease_owner = NULL, lease_until = NULL, phase = NULL,
-              log = right(d.log || x.log, 65536), provider_ref = COALESCE(x.ref, d.provider_ref)
-         FROM x
-        WHERE d.id = x.id AND d.state IN ('scheduled', 'held', 'running')
-        RETURNING d.id, d.team_id, d.app_id, d.state, d.error
+          SET state = xr.state, error = xr.error, finished_at = now(), updated_at = now(),
+              due_at = CASE WHEN xr.rb THEN now() END, lease_owner = NULL, lease_until = NULL, phase = NULL,
+              log = right(d.log || xr.log, 65536), provider_ref = COALESCE(xr.ref, d.provider_ref),
+              rollback_state = CASE WHEN xr.rb THEN 'pending' ELSE d.rollback_state END,
+              rollback_seq = d.rollback_seq + CASE WHEN xr.rb THEN 1 ELSE 0 END,
+              rollback_phase = CASE WHEN xr.rb THEN NULL ELSE d.rollback_phase END
+         FROM xr
+        WHERE d.id = xr.id AND d.state IN ('scheduled', 'held', 'running')
+        RETURNING d.id, d.team_id, d.app_id, d.state, d.error, xr.rb AS rollback, xr.wanted AS rollback_wanted
      ), waiting AS (
        -- What may have waited on them: their dependents, and deployments of the same apps whose
        -- instant has come (a row is only ever pushed past its instant once that instant is within

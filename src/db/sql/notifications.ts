@@ -9,7 +9,11 @@ import type { Queryable } from '../pool.ts';
  * `approval_requested` (a deployment that needs approval was scheduled), `approved` (its required
  * count was reached), `rejected`.
  */
-export const NOTIFY_EVENTS = ['failed', 'missed', 'skipped', 'succeeded', 'approval_requested', 'approved', 'rejected'] as const;
+export const NOTIFY_EVENTS = [
+  'failed', 'missed', 'skipped', 'succeeded', 'approval_requested', 'approved', 'rejected',
+  // The ends of a rollback (rollback_failed: it failed or could not be made).
+  'rollback_failed', 'rollback_succeeded',
+] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 export type NotifyFormat = 'json' | 'slack';
 
@@ -115,6 +119,8 @@ export async function enqueueDeliveries(db: Queryable, changes: DeliveryChange |
               'run_at', d.run_at,
               'timezone', d.timezone,
               'attempts', d.attempts,
+              'rollback', CASE WHEN d.rollback_state IS NOT NULL
+                               THEN jsonb_build_object('state', d.rollback_state, 'ref', d.rollback_ref, 'error', d.rollback_error) END,
               'started_at', d.started_at,
               'finished_at', coalesce(d.finished_at, now()))
        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS x(team_id, deployment_id, app_id, state, error)

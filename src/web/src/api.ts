@@ -49,6 +49,8 @@ export interface App {
   name: string;
   target: Target;
   retry?: { max_attempts: number; backoff_seconds: number };
+  /** What happens when a deployment fails after it changed something (default none). */
+  on_failure?: 'none' | 'rollback';
   /** null: no approval needed. */
   approval?: ApprovalPolicy | null;
   created_at?: string;
@@ -99,8 +101,18 @@ export interface ScheduledDeployment {
   held_by?: string | null;
   /** An owner scheduled or released it into a freeze on purpose. */
   freeze_override?: { reason: string; by: string; at: string } | null;
+  /** Its rollback (the app's on_failure "rollback", or by hand); null when none was made. */
+  rollback?: Rollback | null;
   /** null when its app needed no approval when it was scheduled. */
   approval?: Approval | null;
+}
+
+export interface Rollback {
+  state: 'pending' | 'running' | 'succeeded' | 'failed' | 'not_possible';
+  ref: Record<string, unknown> | null;
+  error?: string;
+  started_at: string | null;
+  finished_at: string | null;
 }
 
 export interface ApprovalDecision {
@@ -247,6 +259,7 @@ export const api = {
   reschedule: (id: string, body: ScheduleRequest) =>
     request<{ result: ScheduledDeployment & { approval_reset?: boolean } }>('PATCH', `/v1/scheduled_deployments/${encodeURIComponent(id)}`, body),
   cancel: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/cancel`),
+  rollback: (id: string) => request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/rollback`),
   approve: (id: string, comment?: string) =>
     request<{ result: ScheduledDeployment }>('POST', `/v1/scheduled_deployments/${encodeURIComponent(id)}/approve`, comment ? { comment } : {}),
   reject: (id: string, comment: string) =>

@@ -36,6 +36,7 @@ interface FormValues {
   timeout_seconds?: number | null;
   max_attempts?: number | null;
   backoff_seconds?: number | null;
+  on_failure?: 'none' | 'rollback';
   /** Approvals a deployment needs before it fires; empty: none. */
   approval_required?: number | null;
   approval_from_roles?: Array<'owner' | 'deployer'>;
@@ -61,13 +62,14 @@ const PROVIDER_OF: Partial<Record<TargetType, Credential['provider']>> = { ecs: 
 const PROVIDER_LABEL: Record<Credential['provider'], string> = { aws: 'AWS', digitalocean: 'DigitalOcean', github: 'GitHub', kubernetes: 'Kubernetes' };
 
 function toForm(app: App | null): Partial<FormValues> {
-  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10, approval_required: null, approval_from_roles: ['owner', 'deployer'] };
+  if (!app) return { type: 'webhook', max_attempts: 3, backoff_seconds: 10, approval_required: null, approval_from_roles: ['owner', 'deployer'], on_failure: 'none' };
   const t = app.target as Target & Record<string, unknown>;
   const v: Partial<FormValues> = {
     name: app.name,
     type: t.type,
     max_attempts: app.retry?.max_attempts ?? 3,
     backoff_seconds: app.retry?.backoff_seconds ?? 10,
+    on_failure: app.on_failure ?? 'none',
     approval_required: app.approval?.required ?? null,
     approval_from_roles: app.approval?.from_roles ?? ['owner', 'deployer'],
     timeout_seconds: (t.timeout_seconds as number | undefined) ?? null,
@@ -167,6 +169,7 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
       name: v.name.trim(),
       target: toTarget(v),
       retry: clean({ max_attempts: v.max_attempts ?? undefined, backoff_seconds: v.backoff_seconds ?? undefined }) as App['retry'],
+      on_failure: v.on_failure ?? 'none',
       approval: v.approval_required
         ? { required: v.approval_required, from_roles: v.approval_from_roles?.length ? v.approval_from_roles : undefined }
         : null,
@@ -380,6 +383,15 @@ export function AppFormModal({ app, onClose, onSaved }: { app: App | null; onClo
           </Form.Item>
           <Form.Item label="Backoff (seconds)" name="backoff_seconds">
             <InputNumber min={0} precision={0} />
+          </Form.Item>
+          <Form.Item label="On failure" name="on_failure" tooltip="When a deployment fails after it changed something: restore what ran before, and follow that to its end">
+            <Select
+              style={{ minWidth: 220 }}
+              options={[
+                { value: 'none', label: 'Leave it as it is' },
+                { value: 'rollback', label: 'Roll back to what ran before' },
+              ]}
+            />
           </Form.Item>
         </Space>
         <Space wrap size="large" align="start">

@@ -228,6 +228,12 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
       setReleaseError((err as Error).message);
     }
   }
+
+  const rb = d.rollback ?? null;
+  const rollingBack = rb?.state === 'pending' || rb?.state === 'running';
+  // Only what changed its target can be rolled back (the server says why not, 409/422).
+  const mayRollBack = can(me, 'schedule') && ['succeeded', 'failed', 'canceled'].includes(d.state) && !rollingBack &&
+    typeof d.provider_ref === 'object' && d.provider_ref !== null && (d.provider_ref as Record<string, unknown>).changed === true;
   const events = [...(d.events ?? [])].sort((a, b) => a.at.localeCompare(b.at));
 
   return (
@@ -263,6 +269,25 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
               <Button danger>Cancel</Button>
             </Popconfirm>
           )}
+          {mayRollBack && (
+            <Popconfirm
+              title="Roll this deployment back?"
+              description="Restores what ran before it, and follows that to its end."
+              okText="Roll back"
+              cancelText="Keep"
+              onConfirm={async () => {
+                try {
+                  await api.rollback(d.id);
+                  message.success('Rollback started');
+                  await load();
+                } catch (err) {
+                  message.error((err as Error).message);
+                }
+              }}
+            >
+              <Button danger>Roll back</Button>
+            </Popconfirm>
+          )}
         </Space>
       </Flex>
 
@@ -276,6 +301,33 @@ export default function DeploymentDetailPage({ id }: { id: string }) {
         <Input.TextArea aria-label="Reason" placeholder="Why it goes out during the freeze" value={releaseReason} onChange={(e) => setReleaseReason(e.target.value)} maxLength={1000} />
         {releaseError && <Alert type="error" showIcon title={releaseError} style={{ marginTop: 8 }} role="alert" />}
       </Modal>
+      {rb && (
+        <Card title="Rollback" size="small" aria-label="Rollback">
+          {rb.state === 'failed' || rb.state === 'not_possible' ? (
+            <Alert
+              type="error"
+              showIcon
+              title={rb.state === 'failed' ? 'The rollback failed: what ran before was NOT restored' : 'No rollback was possible: what ran before was NOT restored'}
+              description={rb.error}
+              style={{ marginBottom: 12 }}
+            />
+          ) : rb.state === 'succeeded' ? (
+            <Alert type="success" showIcon title="Rolled back: what ran before this deployment was restored" style={{ marginBottom: 12 }} />
+          ) : (
+            <Alert type="warning" showIcon title={rb.state === 'pending' ? 'Rollback pending' : 'Rolling back…'} style={{ marginBottom: 12 }} />
+          )}
+          <Descriptions
+            size="small"
+            column={{ xs: 1, md: 2 }}
+            items={[
+              { key: 'state', label: 'Rollback state', children: rb.state },
+              ...(rb.started_at ? [{ key: 'started', label: 'Started', children: formatInstant(rb.started_at, zone, true) }] : []),
+              ...(rb.finished_at ? [{ key: 'finished', label: 'Finished', children: formatInstant(rb.finished_at, zone, true) }] : []),
+              { key: 'ref', label: 'Rollback reference', children: <ProviderRef value={rb.ref} app={app} /> },
+            ]}
+          />
+        </Card>
+      )}
 
       <Card title="Schedule" size="small">
         <Descriptions

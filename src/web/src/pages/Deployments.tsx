@@ -6,8 +6,8 @@
  * the row.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { Alert, App as AntApp, Badge, Button, Flex, Form, Popconfirm, Select, Space, Table, Typography, type TableColumnsType } from 'antd';
-import { ApiError, DEPLOYMENT_STATES, api, can, type ApprovalStatus, type ScheduledDeployment } from '../api.ts';
+import { Alert, App as AntApp, Badge, Button, Flex, Form, Popconfirm, Select, Space, Table, Tag, Typography, type TableColumnsType } from 'antd';
+import { ApiError, DEPLOYMENT_STATES, api, can, type ApprovalStatus, type Rollback, type ScheduledDeployment } from '../api.ts';
 import { ApprovalTag } from '../components/ApprovalTag.tsx';
 import { useDeploymentEvents, type DeploymentChange } from '../events.ts';
 import { formatInstant, formatLocal, viewerZone } from '../format.ts';
@@ -21,9 +21,19 @@ const PAGE_SIZES = [20, 50, 100, 500];
 /** The badge counts pending approvals up to this many ("500+" beyond). */
 const PENDING_COUNT_MAX = 500;
 
+/** The rollback state each rollback_* timeline event announces. */
+const ROLLBACK_EVENT_STATE: Record<string, Rollback['state']> = {
+  rollback_started: 'pending', rollback_running: 'running', rollback_succeeded: 'succeeded',
+  rollback_failed: 'failed', rollback_not_possible: 'not_possible',
+};
+
 export function applyChange(d: ScheduledDeployment, e: DeploymentChange): ScheduledDeployment {
   let next = d;
-  if (d.id === e.id) {
+  if (d.id === e.id && e.state.startsWith('rollback_')) {
+    // A rollback's progress: the deployment keeps its own (final) state.
+    const state = ROLLBACK_EVENT_STATE[e.state];
+    if (state) next = { ...d, rollback: { ref: null, started_at: null, finished_at: null, ...(d.rollback ?? {}), state } };
+  } else if (d.id === e.id) {
     next = { ...d, state: e.state as ScheduledDeployment['state'], error: e.error ?? d.error };
     if (e.state === 'running' && !d.started_at) next.started_at = e.at;
     if (['succeeded', 'failed', 'canceled', 'skipped', 'missed'].includes(e.state)) next.finished_at = e.at;
@@ -163,7 +173,19 @@ export default function DeploymentsPage() {
         ),
       },
       { title: `Your time (${zone})`, key: 'viewer', render: (_, d) => formatInstant(d.run_at, zone, true) },
-      { title: 'State', key: 'state', render: (_, d) => <StateTag state={d.state} /> },
+      {
+        title: 'State', key: 'state',
+        render: (_, d) => (
+          <Space size={4}>
+            <StateTag state={d.state} />
+            {d.rollback && (
+              <Tag color={d.rollback.state === 'succeeded' ? 'purple' : d.rollback.state === 'failed' || d.rollback.state === 'not_possible' ? 'red' : 'orange'}>
+                {d.rollback.state === 'succeeded' ? 'rolled back' : d.rollback.state === 'pending' || d.rollback.state === 'running' ? 'rolling back' : 'rollback failed'}
+              </Tag>
+            )}
+          </Space>
+        ),
+      },
       {
         title: 'Dependency',
         key: 'dependency',
