@@ -41,11 +41,13 @@ test('a deleted user and a changed role take effect within USER_CACHE_MS', async
 });
 
 test('an expired token is refused even when it was verified before', async () => {
-  const auth = new AuthService(db.pool, 1);
+  // A 2 s lifetime: a token's times are whole seconds, so a 1 s token issued at x.9 s has
+  // already expired at (x+1).0 s, before the first check on a slow machine.
+  const auth = new AuthService(db.pool, 2);
   await member('cache-b@example.com');
   const { access_token: token } = await auth.login('cache-b@example.com', 'pw-123456');
   assert.equal((await auth.authenticate(token)).email, 'cache-b@example.com');
-  await sleep(2100);
+  await sleep(3100);
   await assert.rejects(auth.authenticate(token), UnauthorizedError);
 });
 
