@@ -51,6 +51,18 @@ interface RoundResult {
   oldFloorLags: number[];
   states: Record<string, number>;
   firers: number;
+  cpuMs: number;
+}
+
+/** CPU time (user + system) a process has used so far, in ms (Linux /proc; 0 elsewhere). */
+function cpuMs(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks of 10 ms.
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
 }
 
 /** Samples the RSS of the given processes every 100 ms (Linux /proc) until stop(), which returns each one's peak in MB. */
@@ -141,9 +153,14 @@ export async function fire(o: FireOptions): Promise<void> {
       if (headroomMs < 1500) log(`warning: creation ended only ${headroomMs} ms before the instant (claims start 1,500 ms before)`);
       if (!o.json || o.repeat <= 3) log(`round ${round + 1}: ${o.count} deployments created in ${createMs} ms; instant ${new Date(instant).toISOString()} (${headroomMs} ms ahead)`);
 
-      const rss = watchRss([serve.pid, ...workers.map((w) => w.pid)]);
+      const pids = [serve.pid, ...workers.map((w) => w.pid)];
+      const cpuBefore = pids.reduce((a, pid) => a + cpuMs(pid), 0);
+      const rss = watchRss(pids);
       const hits = await collect(receiver, o.count, instant + 60_000 + o.count * 5);
       peakRssMb = Math.max(peakRssMb, ...rss.stop());
+      // CPU the shipclock processes spent on the round (claims, calls, final writes): a figure that,
+      // unlike the lag, hardly depends on what else the machine is doing.
+      const cpu = pids.reduce((a, pid) => a + cpuMs(pid), 0) - cpuBefore;
       const want = new Set(ids);
       const per = new Map<string, number>();
       const lags: number[] = [];
@@ -191,7 +208,7 @@ export async function fire(o: FireOptions): Promise<void> {
       const oldFloorLags = oldHits.filter((h) => h[0]?.startsWith(`oldfloor${round}-`)).map((h) => h[2] - oldInstant);
       rounds.push({
         instant, createMs, headroomMs, fired: per.size, duplicates: [...per.values()].filter((c) => c > 1).length, early,
-        lost: ids.length - per.size, lags, floorLags, floorErrors: fr.errors, oldFloorLags, states, firers,
+        lost: ids.length - per.size, lags, floorLags, floorErrors: fr.errors, oldFloorLags, states, firers, cpuMs: cpu,
       });
     }
 
@@ -211,6 +228,7 @@ export async function fire(o: FireOptions): Promise<void> {
       ratio_p99_per_connection: s.p99 / of.p99,
       processes_that_fired: Math.max(...rounds.map((r) => r.firers)),
       peak_rss_mb: Math.round(peakRssMb),
+      cpu_ms_per_1000: rounds.map((r) => Math.round((r.cpuMs * 1000) / o.count)),
       final_states: rounds.map((r) => r.states),
       create_ms: rounds.map((r) => r.createMs),
       headroom_ms: rounds.map((r) => r.headroomMs),
@@ -221,7 +239,7 @@ export async function fire(o: FireOptions): Promise<void> {
     } else {
       console.log(`\nfire: ${o.count} webhook deployments due at one instant, ${o.workers} worker(s) + serve, ${o.repeat} round(s)`);
       console.log(`fired ${result.fired}/${result.expected}, duplicates ${result.duplicates}, early ${result.early}, lost ${result.lost}; fired by ${result.processes_that_fired} process(es)`);
-      console.log(`final states: ${rounds.map((r) => JSON.stringify(r.states)).join(' ')}; peak RSS of a shipclock process ${result.peak_rss_mb} MB`);
+      console.log(`final states: ${rounds.map((r) => JSON.stringify(r.states)).join(' ')}; peak RSS of a shipclock process ${result.peak_rss_mb} MB; CPU per 1,000 fired (all shipclock processes, per round) ${result.cpu_ms_per_1000.join(' / ')} ms`);
       console.log(table([
         { who: 'shipclock', p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), max_ms: fmt(s.max), min_ms: fmt(s.min) },
         { who: 'pooled floor', p50_ms: fmt(f.p50), p99_ms: fmt(f.p99), max_ms: fmt(f.max), min_ms: fmt(f.min) },

@@ -131,3 +131,35 @@ test('connections to one origin are bounded and reused: prepare stops at the cap
   await Promise.all(Array.from({ length: 30 }, () => webhookProvider.start(ctx({ url: rx.url }))));
   assert.equal(rx.connections.length, 5, 'connections are reused across deployments');
 });
+
+test('a call waiting in the pool past its timeout is never sent, and a stop ends the calls in flight', async () => {
+  configureWebhooks({ connections: 1 });
+  after(() => configureWebhooks({ connections: WEBHOOK_DEFAULT_CONNECTIONS }));
+  // The receiver holds every answer until released: the one connection stays busy.
+  const held: http.ServerResponse[] = [];
+  const rx = await receiver((res) => held.push(res));
+  const first = webhookProvider.start(ctx({ url: rx.url, timeout_seconds: 0.3 }));
+  await until(() => rx.requests.length === 1);
+  // Queued behind the first (cap 1): its timeout passes before a connection is free.
+  const queued = webhookProvider.start(ctx({ url: rx.url, timeout_seconds: 0.3 }));
+  const [a, b] = await Promise.all([first, queued]);
+  assert.equal(a.kind, 'retry');
+  assert.match(a.kind === 'retry' ? a.error : '', /no response within 0\.3 s/);
+  assert.equal(b.kind, 'retry');
+  assert.match(b.kind === 'retry' ? b.error : '', /no response within 0\.3 s/);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(rx.requests.length, 1, 'the queued call was not sent after its timeout');
+
+  // A stop (the scheduler's signal) ends a call in flight at once, long before its timeout.
+  const stop = new AbortController();
+  const c = ctx({ url: rx.url, timeout_seconds: 30 });
+  const started = performance.now();
+  const inFlight = webhookProvider.start({ ...c, signal: stop.signal });
+  await until(() => rx.requests.length === 2);
+  stop.abort(new Error('shipclock is stopping'));
+  const r = await inFlight;
+  assert.equal(r.kind, 'retry');
+  assert.match(r.kind === 'retry' ? r.error : '', /stopping/);
+  assert.ok(performance.now() - started < 10_000, 'ended by the stop, not by its 30 s timeout');
+  for (const res of held) res.end('{}');
+});
