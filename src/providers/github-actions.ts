@@ -22,7 +22,7 @@
  * with retry-after, or x-ratelimit-remaining 0 + x-ratelimit-reset) and 5xx/network errors are
  * `retry` (after the time GitHub names); 401/404/422 and other 403s fail at once.
  */
-import { Octokit } from '@octokit/core';
+import type { Octokit } from '@octokit/core';
 import { parse as parseYaml } from 'yaml';
 import { redact, secretsOf } from './redact.ts';
 import type { Provider, ProviderContext, ProviderRef, StepResult } from './types.ts';
@@ -149,11 +149,14 @@ export function githubRateLimitWait(headers: Record<string, string | number | un
 
 interface Api {
   ctx: ProviderContext<GithubActionsTarget>;
-  octokit: Octokit;
+  /** Loaded on first use: a process with no GitHub target never loads Octokit. */
+  octokit: Promise<Octokit>;
   secrets: string[];
   /** What goes into a retry/failed result (the ref so far). */
   ref: ProviderRef | null;
 }
+
+let lib: Promise<typeof import('@octokit/core')> | undefined;
 
 function api(ctx: ProviderContext<GithubActionsTarget>, ref: ProviderRef | null = ctx.ref): Api {
   const c = ctx.credentials;
@@ -161,13 +164,13 @@ function api(ctx: ProviderContext<GithubActionsTarget>, ref: ProviderRef | null 
     throw new Outcome({ kind: 'failed', error: 'the GitHub Actions target needs a GitHub credential (provider "github")' });
   }
   const silent = () => {};
-  const octokit = new Octokit({
+  const octokit = (lib ??= import('@octokit/core')).then(({ Octokit }) => new Octokit({
     auth: c.token,
     baseUrl: (c.api_url || GITHUB_DEFAULT_API_URL).replace(/\/+$/, ''),
     userAgent: 'shipclock',
     // Octokit's own logging stays off: everything worth saying goes through ctx.log, redacted.
     log: { debug: silent, info: silent, warn: silent, error: silent },
-  });
+  }));
   return { ctx, octokit, secrets: secretsOf(c), ref };
 }
 
@@ -179,7 +182,7 @@ async function call<T = any>(a: Api, route: string, params: Record<string, unkno
   const ref = a.ref ? { ref: a.ref } : {};
   const say = (m: string) => redact(m, a.secrets);
   try {
-    const res = await a.octokit.request(route, {
+    const res = await (await a.octokit).request(route, {
       ...params,
       headers: { 'x-github-api-version': '2022-11-28' },
       request: { signal: AbortSignal.any([a.ctx.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) },

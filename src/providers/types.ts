@@ -115,6 +115,13 @@ export interface Provider<T = Record<string, unknown>> {
    */
   prepare?(target: T): void;
   /**
+   * The lane a call to this target takes in a burst (e.g. a webhook's origin) and how many calls
+   * of one lane may be in flight at once: the scheduler makes the next call of a lane as one of
+   * its calls is answered, instead of queueing a whole burst in memory at once. Without it, a
+   * burst's calls are all made at once.
+   */
+  lane?(target: T): { key: string; width: number } | undefined;
+  /**
    * Restores what ran before this deployment's change (an app's `on_failure: "rollback"`, or
    * `POST /v1/scheduled_deployments/{id}/rollback` by hand).
    *

@@ -217,6 +217,11 @@ function makeAgent(connections: number): Agent {
 }
 let agent = makeAgent(maxConnections);
 
+/** The pools' figures by origin (connections, calls running and queued): for metrics and tests. */
+export function webhookPoolStats(): Record<string, { connected: number; running: number; queued: number; pending: number }> {
+  return agent.stats as Record<string, { connected: number; running: number; queued: number; pending: number }>;
+}
+
 /**
  * Sets the per-origin connection cap (SHIPCLOCK_WEBHOOK_CONNECTIONS, default 128). Called once at
  * start, before any call; the previous pool's connections are closed.
@@ -280,84 +285,98 @@ interface Answer {
 type Sent = { ok: true; answer: Answer } | { ok: false; error: string; permanent?: boolean };
 
 /**
- * One POST through the origin's pool, with an undici dispatch handler rather than `request()`:
- * no body stream, async iterator or abort signal per call (what a 10,000-call burst paid for).
+ * One POST through the origin's pool, as an undici dispatch handler rather than `request()`: no
+ * body stream, async iterator or abort signal per call (what a 10,000-call burst paid for), and
+ * one object per call rather than a closure per callback (a 50,000-call burst holds them all).
  * At most MAX_RESPONSE_BYTES of the answer are read; past that the call is ended (undici closes
- * that connection) and answers with what was read. Never rejects.
+ * that connection) and answers with what was read.
  */
+class WebhookCall implements Dispatcher.DispatchHandler, Pending {
+  private controller?: Dispatcher.DispatchController;
+  private ended?: Error;
+  private status = 0;
+  private retryAfter: string | null = null;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private settled = false;
+  private forget: () => void = () => {};
+
+  constructor(private readonly resolve: (sent: Sent) => void) {}
+
+  start(url: URL, headers: Record<string, string>, body: string, parent: AbortSignal, timeoutMs: number): void {
+    this.forget = watch(this, parent, timeoutMs);
+    try {
+      agent.dispatch({ origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body }, this);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  end(reason: Error): void {
+    if (this.settled) return;
+    this.ended = reason;
+    this.controller?.abort(reason);
+    this.fail(reason);
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+    // Ended while it waited in the pool's queue: nothing is sent.
+    if (this.ended) c.abort(this.ended);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, h: Record<string, string | string[] | undefined>): void {
+    this.status = statusCode;
+    const ra = h['retry-after'];
+    this.retryAfter = (Array.isArray(ra) ? ra[0] : ra) ?? null;
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.size < MAX_RESPONSE_BYTES) this.chunks.push(chunk);
+    this.size += chunk.length;
+    // A receiver that streams without end is not read without end.
+    if (this.size > MAX_RESPONSE_BYTES) {
+      this.answered();
+      c.abort(new Error('answer larger than the cap'));
+    }
+  }
+
+  onResponseEnd(): void {
+    this.answered();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+
+  private answered(): void {
+    const text = this.chunks.length ? Buffer.concat(this.chunks).toString('utf8', 0, Math.min(this.size, MAX_RESPONSE_BYTES)) : '';
+    this.finish({ ok: true, answer: { status: this.status, retryAfter: this.retryAfter, text } });
+  }
+
+  private fail(err: Error & { code?: string }): void {
+    // The status is in: a body cut short (the connection dropped, the cap reached) still answers.
+    if (this.status) return this.answered();
+    this.finish({ ok: false, error: err.name === 'TimeoutError' ? err.message : (err.code ?? err.message) });
+  }
+
+  private finish(sent: Sent): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.chunks = [];
+    this.forget();
+    this.resolve(sent);
+  }
+}
+
+/** Sends one POST; never rejects. */
 function send(url: URL, headers: Record<string, string>, body: string, parent: AbortSignal, timeoutMs: number): Promise<Sent> {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     return Promise.resolve({ ok: false, permanent: true, error: `webhook URL scheme ${url.protocol} is not http or https` });
   }
   if (parent.aborted) return Promise.resolve({ ok: false, error: 'stopped before the call was made' });
-  return new Promise<Sent>((resolve) => {
-    let controller: Dispatcher.DispatchController | undefined;
-    let ended: Error | undefined;
-    let status = 0;
-    let retryAfter: string | null = null;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const answered = () => ({
-      ok: true as const,
-      answer: { status, retryAfter, text: Buffer.concat(chunks).toString('utf8', 0, Math.min(size, MAX_RESPONSE_BYTES)) },
-    });
-    const finish = (sent: Sent) => {
-      if (settled) return;
-      settled = true;
-      forget();
-      resolve(sent);
-    };
-    const fail = (err: Error & { code?: string }) => {
-      // The status is in: a body cut short (the connection dropped, the cap reached) still answers.
-      if (status) return finish(answered());
-      finish({ ok: false, error: err.name === 'TimeoutError' ? err.message : (err.code ?? err.message) });
-    };
-    const call: Pending = {
-      end(reason) {
-        if (settled) return;
-        ended = reason;
-        controller?.abort(reason);
-        fail(reason);
-      },
-    };
-    const forget = watch(call, parent, timeoutMs);
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-        // Ended while it waited in the pool's queue: nothing is sent.
-        if (ended) c.abort(ended);
-      },
-      onResponseStart(_c, statusCode, h) {
-        status = statusCode;
-        const ra = h['retry-after'];
-        retryAfter = (Array.isArray(ra) ? ra[0] : ra) ?? null;
-      },
-      onResponseData(c, chunk) {
-        if (size < MAX_RESPONSE_BYTES) chunks.push(chunk);
-        size += chunk.length;
-        // A receiver that streams without end is not read without end.
-        if (size > MAX_RESPONSE_BYTES) {
-          finish(answered());
-          c.abort(new Error('answer larger than the cap'));
-        }
-      },
-      onResponseEnd() {
-        finish(answered());
-      },
-      onResponseError(_c, err) {
-        fail(err);
-      },
-    };
-    try {
-      agent.dispatch({
-        origin: url.origin, path: url.pathname + url.search, method: 'POST',
-        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, body,
-      }, handler);
-    } catch (err) {
-      fail(err as Error);
-    }
-  });
+  headers['content-length'] = String(Buffer.byteLength(body));
+  return new Promise<Sent>((resolve) => new WebhookCall(resolve).start(url, headers, body, parent, timeoutMs));
 }
 
 /** Parsed webhook URLs by their text (a burst to one receiver parses its URL once); at most URL_CACHE_SIZE kept. */
@@ -410,6 +429,17 @@ async function post(ctx: ProviderContext<WebhookTarget>): Promise<StepResult> {
   return { kind: 'failed', error: `${what} answered ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}` };
 }
 
+/**
+ * A burst's calls to one origin go at most twice its connection cap at a time: enough that a
+ * connection freed always has the next call waiting, and 50,000 calls are never all queued (and
+ * held in memory) at once.
+ */
+function lane(target: WebhookTarget): { key: string; width: number } | undefined {
+  const url = parseUrl(target.url);
+  if (!url) return undefined;
+  return { key: originKey(url.protocol, url.hostname, url.port), width: 2 * maxConnections };
+}
+
 export const webhookProvider: Provider<WebhookTarget> = {
   type: 'webhook',
   cancellable: false,
@@ -417,6 +447,7 @@ export const webhookProvider: Provider<WebhookTarget> = {
   // A crash mid-request: send it again. The receiver sees the same Idempotency-Key.
   recover: post,
   prepare,
+  lane,
   // The same event again after a crash or a transient failure: the receiver sees the same key.
   rollback: post,
 };

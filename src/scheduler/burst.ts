@@ -31,6 +31,11 @@ import type { CallOutcome, Held, Run } from './types.ts';
 /** Calls made in one go before the event loop gets a turn (to connect and write them). */
 export const DISPATCH_CHUNK = 100;
 const DEPENDENCY_RECHECK_MS = 1000;
+/**
+ * Rows written scheduled → running per transaction: a 50,000-row burst in one statement built
+ * its parameters, events and answer all at once (tens of MB at the burst's peak).
+ */
+const MARK_CHUNK = 2000;
 
 /**
  * How long the writes of a burst may wait for its calls to be answered: long enough for a
@@ -39,15 +44,6 @@ const DEPENDENCY_RECHECK_MS = 1000;
  */
 function quietWindowMs(calls: number): number {
   return Math.min(5000, 1000 + calls / 2);
-}
-
-/** Resolves once every promise has settled or after `ms`, whichever comes first; never rejects. */
-function settledOrAfter(ps: Promise<unknown>[], ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    Promise.allSettled(ps).then(() => {}),
-    new Promise<void>((r) => { timer = setTimeout(r, ms); }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 export class Burst {
@@ -191,31 +187,7 @@ export class Burst {
     const others: Held[] = [];
     for (const h of hs) (h.row.target.type === 'webhook' ? webhooks : others).push(h);
     let marking: Promise<unknown> | null = null;
-    if (webhooks.length) {
-      const calls = new Array<Promise<CallOutcome>>(webhooks.length);
-      // Each call's lag is taken as it is made and given to the histogram after the burst.
-      const lags = new Float64Array(webhooks.length);
-      for (let i = 0; i < webhooks.length; i++) {
-        if (i > 0 && i % DISPATCH_CHUNK === 0) {
-          // Let the calls made so far connect and write while the rest are made: the receivers
-          // start on the first ones instead of waiting for the whole burst to be dispatched.
-          this.run.o.logger.debug({ dispatched: i, lag_ms: this.clock.dbNow() - webhooks[0].row.run_at.getTime() }, 'dispatching');
-          await new Promise<void>((r) => setImmediate(r));
-        }
-        webhooks[i].row.attempts = 1;
-        lags[i] = Math.max(0, this.clock.dbNow() - webhooks[i].row.run_at.getTime()) / 1000;
-        calls[i] = this.call(webhooks[i], 'start');
-      }
-      this.run.o.logger.debug({ webhooks: webhooks.length, lag_ms: this.clock.dbNow() - webhooks[0].row.run_at.getTime() }, 'fired');
-      const quiet = settledOrAfter(calls, quietWindowMs(calls.length));
-      this.finisher.holdUntil(quiet);
-      const marked = quiet.then(() => {
-        for (const lag of lags) fireLag.observe(lag);
-        return this.markRunning(webhooks);
-      });
-      for (let i = 0; i < webhooks.length; i++) this.run.track(this.outcomes.complete(webhooks[i], calls[i], marked));
-      marking = marked;
-    }
+    if (webhooks.length) marking = this.sendWebhooks(webhooks);
     if (others.length) {
       const marked = await this.markRunning(others);
       for (const h of others) {
@@ -231,22 +203,117 @@ export class Burst {
     await marking;
   }
 
+  /**
+   * A burst's webhooks: made at once, lane by lane (a provider's `lane`, the receiver's origin
+   * for webhooks): up to the lane's width at once, and the next one as each is answered, so a
+   * burst of 50,000 to one receiver never holds 50,000 calls in memory at once. The first calls
+   * of the lanes go DISPATCH_CHUNK at a time with a turn of the event loop between chunks. The
+   * scheduled → running write and the final states wait until the calls are answered (bounded by
+   * quietWindowMs); until that write lands, an answer is only kept (its outcome, nothing else).
+   * Resolves when every call is answered and that write is done.
+   */
+  private sendWebhooks(webhooks: Held[]): Promise<unknown> {
+    const n = webhooks.length;
+    const runAt = webhooks[0].row.run_at.getTime();
+    // Each call's lag is taken as it is made and given to the histogram after the burst.
+    const lags = new Float64Array(n);
+    // Answers that came before the scheduled → running write, applied once it has landed.
+    let waiting: Array<CallOutcome | undefined> | undefined = new Array<CallOutcome | undefined>(n);
+    let markedIds: Set<string> | undefined;
+    let made = 0;
+    let answered = 0;
+    let allAnswered!: () => void;
+    const done = new Promise<void>((r) => { allAnswered = r; });
+    let quietTimer: NodeJS.Timeout | undefined;
+    const quiet = Promise.race([done, new Promise<void>((r) => { quietTimer = setTimeout(r, quietWindowMs(n)); })])
+      .finally(() => clearTimeout(quietTimer));
+    this.finisher.holdUntil(quiet);
+    const marked = quiet
+      .then(() => {
+        for (const lag of lags) fireLag.observe(lag);
+        return this.markRunning(webhooks);
+      })
+      // Not written (the database stayed away for long): every row is let go; leases lapse and
+      // another process resumes them (recover).
+      .catch(() => new Set<string>())
+      .then((ids) => {
+        markedIds = ids;
+        const kept = waiting!;
+        waiting = undefined;
+        for (let i = 0; i < n; i++) if (kept[i]) this.run.track(this.outcomes.settle(webhooks[i], kept[i]!, ids));
+      });
+
+    interface Lane { next: number; members: number[]; width: number }
+    const lanes = new Map<string, Lane>();
+    const unlimited: Lane = { next: 0, members: [], width: Infinity };
+    const provider = providerFor('webhook');
+    for (let i = 0; i < n; i++) {
+      const l = provider?.lane?.(webhooks[i].row.target);
+      let lane = unlimited;
+      if (l) {
+        lane = lanes.get(l.key) ?? { next: 0, members: [], width: l.width };
+        lanes.set(l.key, lane);
+      }
+      lane.members.push(i);
+    }
+    const start = (lane: Lane) => {
+      const i = lane.members[lane.next++];
+      const h = webhooks[i];
+      h.row.attempts = 1;
+      lags[i] = Math.max(0, this.clock.dbNow() - h.row.run_at.getTime()) / 1000;
+      made++;
+      void this.call(h, 'start').then((outcome) => {
+        if (lane.next < lane.members.length) start(lane);
+        if (waiting) waiting[i] = outcome;
+        else this.run.track(this.outcomes.settle(h, outcome, markedIds));
+        if (++answered === n) allAnswered();
+      });
+    };
+
+    const first = async () => {
+      for (const lane of [unlimited, ...lanes.values()]) {
+        const upTo = Math.min(lane.members.length, lane.width);
+        while (lane.next < upTo) {
+          if (made > 0 && made % DISPATCH_CHUNK === 0) {
+            // Let the calls made so far connect and write while the rest are made: the receivers
+            // start on the first ones instead of waiting for the whole burst to be dispatched.
+            this.run.o.logger.debug({ dispatched: made, lag_ms: this.clock.dbNow() - runAt }, 'dispatching');
+            await new Promise<void>((r) => setImmediate(r));
+          }
+          start(lane);
+        }
+      }
+      this.run.o.logger.debug({ webhooks: n, lanes: lanes.size, first: made, lag_ms: this.clock.dbNow() - runAt, rss_mb: Math.round(process.memoryUsage.rss() / 1048576) }, 'fired');
+    };
+    first().catch((err) => this.run.o.logger.error({ err: (err as Error).message }, 'dispatching a burst failed'));
+    // Over for the scheduler (a stop may proceed) once every call is answered and the running
+    // state written; each outcome is applied (and tracked) on its own.
+    return Promise.all([marked, done]);
+  }
+
+  /** scheduled → running with its timeline event, MARK_CHUNK rows per transaction; the ids it changed. */
   private async markRunning(hs: Held[]): Promise<Set<string>> {
-    if (!hs.length) return new Set();
+    const out = new Set<string>();
     const { pool, workerId } = this.run.o;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await inTransaction(pool, async (c) => {
-          const ids = await markRunning(c, workerId, hs.map((h) => h.row.id));
-          await insertEvents(c, ids.map((id) => ({ id, state: 'running', message: `attempt 1 on ${workerId}` })));
-          return new Set(ids);
-        });
-      } catch (err) {
-        // The database is away: webhooks already went out; keep trying while our leases hold.
-        if (attempt > 20 || this.run.stopping) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+    for (let from = 0; from < hs.length; from += MARK_CHUNK) {
+      const chunk = hs.slice(from, from + MARK_CHUNK).map((h) => h.row.id);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const ids = await inTransaction(pool, async (c) => {
+            const changed = await markRunning(c, workerId, chunk);
+            await insertEvents(c, changed.map((id) => ({ id, state: 'running', message: `attempt 1 on ${workerId}` })));
+            return changed;
+          });
+          for (const id of ids) out.add(id);
+          break;
+        } catch (err) {
+          // The database is away: webhooks already went out; keep trying while our leases hold.
+          if (attempt > 20 || this.run.stopping) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+        }
       }
     }
+    return out;
   }
 
   private async continueRunning(h: Held): Promise<void> {

@@ -3,15 +3,17 @@
  *
  * - Every process LISTENs for "something became due" (DUE_CHANNEL) and polls every
  *   `pollIntervalMs` as a safety net; `kick` coalesces the two into one cycle at a time.
- * - A cycle claims the rows due within `prefetchMs` that no live process owns
- *   (`FOR UPDATE SKIP LOCKED`, leased for `leaseSeconds`, `batchSize` per statement). With other
+ * - A cycle claims the rows due within its horizon that no live process owns
+ *   (`FOR UPDATE SKIP LOCKED`, leased for `leaseSeconds`, `batchSize` per statement). The horizon
+ *   is `prefetchMs`, longer before a large burst: claiming takes time per row (measured here), so
+ *   50,000 rows due at one instant are claimed starting early enough to be held before it. With other
  *   scheduler processes alive, a burst is shared: this one takes about ceil(due / live), at least
  *   MIN_SHARE, then leaves the rest to the others for SHARE_PAUSE_MS.
  * - Each claimed row is held right away: its target resolved (secrets decrypted, credentials
  *   loaded), the provider given a chance to prepare (a webhook opens its connection), the fire
  *   gates asked, and a local timer armed for its instant.
- * - The cycle then sets its own next wake-up: the next due row minus the prefetch, at most one
- *   poll interval away.
+ * - The cycle then sets its own next wake-up: the next due row minus the lead its burst needs
+ *   (leadFor), at most one poll interval away.
  */
 import { claimDue, type ClaimedRow, nextDue } from '../db/sql/deployments.ts';
 import { claimable } from '../db/sql/processes.ts';
@@ -28,6 +30,18 @@ const MIN_SHARE = 50;
 const SHARE_PAUSE_MS = 100;
 /** A deployment claimed less than this long before its instant is not prepared (Provider.prepare). */
 const PREPARE_MIN_LEAD_MS = 200;
+/** Claiming and holding one row, until measured here (about 0.1 ms on a 2-core machine; assumed slower). */
+const DEFAULT_CLAIM_COST_MS = 0.25;
+/** The longest a burst is claimed ahead of its instant, however large. */
+const MAX_LEAD_MS = 60_000;
+
+/**
+ * How long before its instant a burst of `rows` due together starts being claimed: the prefetch,
+ * or twice the time claiming them is expected to take plus a margin, whichever is longer.
+ */
+export function leadFor(rows: number, costPerRowMs: number, prefetchMs: number): number {
+  return Math.min(MAX_LEAD_MS, Math.max(prefetchMs, Math.ceil(rows * costPerRowMs * 2 + 250)));
+}
 
 export class Claimer {
   private readonly batch: number;
@@ -37,6 +51,10 @@ export class Claimer {
   private pollTimer?: NodeJS.Timeout;
   /** Database-clock time of the next cycle already armed (the poll or the next due row). */
   private nextCycleAt = 0;
+  /** How far ahead the next cycle claims: the prefetch, or the lead the next burst needs. */
+  private horizonMs: number;
+  /** Measured cost of claiming and holding one row, in ms (moving average over large claims). */
+  private costPerRowMs = DEFAULT_CLAIM_COST_MS;
 
   constructor(
     private readonly run: Run,
@@ -47,6 +65,7 @@ export class Claimer {
     private readonly gateEpoch: () => number,
   ) {
     this.batch = run.o.batchSize ?? 500;
+    this.horizonMs = run.o.prefetchMs;
   }
 
   start(): void {
@@ -92,17 +111,20 @@ export class Claimer {
 
   private async cycle(): Promise<void> {
     const { pool, workerId, prefetchMs, leaseSeconds, pollIntervalMs, logger } = this.run.o;
+    const horizon = this.horizonMs;
     let claimedAny = false;
     // Our share of what is due soon: with other scheduler processes alive, a burst is split
     // between them (each takes about 1/n), so that they all send at the instant.
-    const { due, live } = await claimable(pool, prefetchMs, leaseSeconds);
+    const { due, live } = await claimable(pool, horizon, leaseSeconds);
     const share = live > 1 && due > MIN_SHARE ? Math.max(MIN_SHARE, Math.ceil(due / live)) : due;
     let budget = share;
+    const claimStarted = performance.now();
+    let claimedRows = 0;
     while (budget > 0) {
       if (this.run.stopping) return;
       const limit = Math.min(this.batch, budget);
       const sentAt = this.clock.localNow();
-      const rows = await claimDue(pool, workerId, prefetchMs, leaseSeconds, limit);
+      const rows = await claimDue(pool, workerId, horizon, leaseSeconds, limit);
       const receivedAt = this.clock.localNow();
       if (rows.length) this.clock.measure(rows[0].db_now, sentAt, receivedAt);
       const taken: Held[] = [];
@@ -115,19 +137,28 @@ export class Claimer {
       this.askGates(taken);
       for (const h of taken) this.timers.arm(h);
       budget -= rows.length;
+      claimedRows += rows.length;
       if (rows.length < limit) break;
     }
+    if (claimedRows >= this.batch) {
+      const cost = (performance.now() - claimStarted) / claimedRows;
+      this.costPerRowMs = (this.costPerRowMs + cost) / 2;
+    }
     const limited = share < due && budget <= 0;
-    if (share) logger.debug({ due, live, share, claimed: share - Math.max(0, budget) }, 'claimed');
+    if (share) logger.debug({ due, live, share, claimed: claimedRows, horizon_ms: horizon, ms_per_row: +this.costPerRowMs.toFixed(3), rss_mb: Math.round(process.memoryUsage.rss() / 1048576) }, 'claimed');
     const sentAt = this.clock.localNow();
-    const { next, dbNow } = await nextDue(pool);
+    const { next, burst, dbNow } = await nextDue(pool);
     this.clock.measure(dbNow, sentAt, this.clock.localNow());
     clearTimeout(this.wakeTimer);
     // With nothing due, the poll is the next cycle.
     this.nextCycleAt = this.clock.dbNow() + pollIntervalMs;
+    this.horizonMs = prefetchMs;
     if (!next || this.run.stopping) return;
+    // A large burst is claimed early enough to be held before its instant.
+    const lead = leadFor(burst, this.costPerRowMs, prefetchMs);
+    this.horizonMs = lead;
     const untilDue = next.getTime() - this.clock.dbNow();
-    const wait = untilDue - prefetchMs;
+    const wait = untilDue - lead;
     let delay: number;
     if (wait > 0) delay = Math.min(wait, pollIntervalMs);
     // We took our share: let the others take theirs, then take what is left (unless it is due now).

@@ -30,12 +30,20 @@ export class Outcomes {
 
   /** Applies the outcome of a call (after the scheduled → running write, when one is pending). */
   async complete(h: Held, call: Promise<CallOutcome>, marked?: Promise<Set<string>>): Promise<void> {
-    const { result, lines, secrets } = await call;
+    const outcome = await call;
+    // The scheduled → running write must land before the outcome's.
+    return this.settle(h, outcome, marked ? await marked.catch(() => new Set<string>()) : undefined);
+  }
+
+  /**
+   * Applies an answered call's outcome. `marked`: the ids the scheduled → running write changed,
+   * when the call was made before that write (a burst's webhooks); a row not among them was
+   * canceled or taken over meanwhile and is let go.
+   */
+  async settle(h: Held, { result, lines, secrets }: CallOutcome, marked?: Set<string>): Promise<void> {
     const row = h.row;
     if (marked) {
-      // The scheduled → running write must land before the outcome's.
-      const ok = await marked.catch(() => new Set<string>());
-      if (!ok.has(row.id)) {
+      if (!marked.has(row.id)) {
         this.run.o.logger.warn({ deployment_id: row.id }, 'deployment was canceled or taken over while its webhook was sent');
         return this.leases.release(h);
       }

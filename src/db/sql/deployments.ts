@@ -286,7 +286,18 @@ export async function clearLease(db: Queryable, id: string, owner: string): Prom
 
 // ─── scheduler operations ────────────────────────────────────────────────────────────────
 
-export interface ClaimedRow extends DeploymentRow {
+/**
+ * The columns of a deployment the scheduler works with: a claimed row is held in memory from its
+ * claim to its end, 50,000 at once in a burst, so the columns only the API shows (local time
+ * fields, the log, timestamps of record) are not fetched.
+ */
+export const CLAIMED_COLUMNS = [
+  'id', 'team_id', 'app_id', 'state', 'run_at', 'timezone', 'dependency_id', 'expires_after_seconds', 'expires_at', 'attempts',
+  'error', 'phase', 'provider_ref', 'due_at', 'started_at', 'schedule_id', 'freeze_override', 'approval_required',
+  'rollback_state', 'rollback_phase', 'rollback_ref', 'rollback_attempts', 'rollback_seq', 'rollback_started_at',
+] as const;
+
+export interface ClaimedRow extends Pick<DeploymentRow, (typeof CLAIMED_COLUMNS)[number] | 'app_name'> {
   target: Record<string, unknown>;
   target_secret: Buffer | null;
   retry_max_attempts: number;
@@ -332,22 +343,35 @@ export async function claimDue(db: Queryable, owner: string, horizonMs: number, 
             due_at = CASE WHEN cand.blocked THEN GREATEST(d.due_at, now() + interval '1 second') ELSE d.due_at END
        FROM cand, apps a
       WHERE d.id = cand.id AND a.id = d.app_id
-      RETURNING d.*, a.name AS app_name, a.target, a.target_secret, a.retry_max_attempts, a.retry_backoff_seconds,
+      RETURNING ${CLAIMED_COLUMNS.map((c) => `d.${c}`).join(', ')}, a.name AS app_name, a.target, a.target_secret, a.retry_max_attempts, a.retry_backoff_seconds,
                 cand.blocked, clock_timestamp() AS db_now`,
     [owner, horizonMs, leaseSeconds, limit],
   );
   return r.rows;
 }
 
-/** The earliest due_at no live process owns (the next thing to claim), and the database clock. */
-export async function nextDue(db: Queryable): Promise<{ next: Date | null; dbNow: Date }> {
-  const r = await db.query<{ next: Date | null; db_now: Date }>(
-    `SELECT (SELECT due_at FROM deployments
-              WHERE due_at IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
-              ORDER BY due_at LIMIT 1) AS next,
+/**
+ * The earliest due_at no live process owns (the next thing to claim), how many unowned rows come
+ * due within a second of it (the size of the burst there, counted up to `burstCap`), and the
+ * database clock.
+ */
+export async function nextDue(db: Queryable, burstCap = 200_000): Promise<{ next: Date | null; burst: number; dbNow: Date }> {
+  const r = await db.query<{ next: Date | null; burst: number; db_now: Date }>(
+    `WITH n AS (
+       SELECT due_at FROM deployments
+        WHERE due_at IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
+        ORDER BY due_at LIMIT 1
+     )
+     SELECT (SELECT due_at FROM n) AS next,
+            (SELECT count(*) FROM (
+               SELECT 1 FROM deployments d, n
+                WHERE d.due_at IS NOT NULL AND d.due_at <= n.due_at + interval '1 second'
+                  AND (d.lease_until IS NULL OR d.lease_until < now())
+                LIMIT $1) b)::int AS burst,
             clock_timestamp() AS db_now`,
+    [burstCap],
   );
-  return { next: r.rows[0].next, dbNow: r.rows[0].db_now };
+  return { next: r.rows[0].next, burst: r.rows[0].burst, dbNow: r.rows[0].db_now };
 }
 
 /** Extends the leases this process holds. */
