@@ -182,29 +182,30 @@ export async function insertScheduled(db: Queryable, d: ScheduleStatement): Prom
           AND $3::timestamptz > now.now
           -- with a dependency: its app was found, and its instant (lead seconds before) is after the clock too
           AND ($16::uuid IS NULL OR (EXISTS (SELECT 1 FROM dep) AND $17::timestamptz > now.now))
-     ), ins_dep AS (
-       INSERT INTO deployments (id, team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
-           local_minute, local_second, utc_offset, disambiguation, expires_after_seconds, expires_at, due_at, created_by,
-           approval_required, freeze_override)
-       SELECT ok.dep_id, $1::uuid, dep.id, $17::timestamptz, $4::text, $18::integer, $19::integer, $20::integer, $21::integer,
-              $22::integer, $26::integer, $27::text, $12::text, $13::integer,
-              $17::timestamptz + $13::integer * interval '1 second', $17::timestamptz, $14::uuid, dep.approval_required, $25::jsonb || jsonb_build_object('at', ok.at)
+     ), rows AS (
+       -- The rows to write: the deployment and, with a dependency, the dependency's row (its
+       -- instant lead seconds earlier, no dependency of its own). One INSERT writes both: the
+       -- dependency_id foreign key is checked at the end of the statement, when both exist.
+       SELECT ok.main_id AS id, app.id AS app_id, $3::timestamptz AS run_at, $5::integer AS y, $6::integer AS mo, $7::integer AS d,
+              $8::integer AS h, $9::integer AS mi, $10::integer AS s, $11::text AS utc_offset, ok.dep_id AS dependency_id,
+              CASE WHEN ok.dep_id IS NOT NULL THEN $28::integer END AS lead, app.approval_required, 'deployment'::text AS role, app.name AS app_name, ok.at
+         FROM ok, app
+       UNION ALL
+       SELECT ok.dep_id, dep.id, $17::timestamptz, $18::integer, $19::integer, $20::integer, $21::integer, $22::integer, $26::integer,
+              $27::text, NULL::uuid, NULL::integer, dep.approval_required, 'dependency', dep.name, ok.at
          FROM ok, dep
         WHERE ok.dep_id IS NOT NULL
-       RETURNING ${API_COLUMNS.join(', ')}, team_id, 'dependency'::text AS role
-     ), ins_main AS (
+     ), ins AS (
        INSERT INTO deployments (id, team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
            local_minute, local_second, utc_offset, disambiguation, dependency_id, dependency_lead_seconds, expires_after_seconds,
            expires_at, due_at, created_by, approval_required, freeze_override)
-       SELECT ok.main_id, $1::uuid, app.id, $3::timestamptz, $4::text, $5::integer, $6::integer, $7::integer, $8::integer,
-              $9::integer, $10::integer, $11::text, $12::text, ok.dep_id, CASE WHEN ok.dep_id IS NOT NULL THEN $28::integer END, $13::integer,
-              $3::timestamptz + $13::integer * interval '1 second', $3::timestamptz, $14::uuid, app.approval_required, $25::jsonb || jsonb_build_object('at', ok.at)
-         FROM ok, app
-       RETURNING ${API_COLUMNS.join(', ')}, team_id, 'deployment'::text AS role
-     ), ins AS (
-       SELECT i.*, a.name AS app_name FROM ins_main i JOIN app a ON true
-       UNION ALL
-       SELECT i.*, a.name AS app_name FROM ins_dep i JOIN dep a ON true
+       SELECT r.id, $1::uuid, r.app_id, r.run_at, $4::text, r.y, r.mo, r.d, r.h, r.mi, r.s, r.utc_offset, $12::text, r.dependency_id, r.lead,
+              $13::integer, r.run_at + $13::integer * interval '1 second', r.run_at, $14::uuid, r.approval_required,
+              $25::jsonb || jsonb_build_object('at', r.at)
+         FROM rows r
+       RETURNING ${API_COLUMNS.join(', ')}, team_id,
+                 -- which row is which (RETURNING sees only the row written): the dependency is the one without a dependency, when there is one
+                 CASE WHEN $16::uuid IS NOT NULL AND dependency_id IS NULL THEN 'dependency' ELSE 'deployment' END AS role
      ), ev AS (
        -- The timeline: 'scheduled', the dependency saying whose it is; an override says so on both.
        INSERT INTO deployment_events (deployment_id, team_id, state, message)
@@ -226,7 +227,7 @@ export async function insertScheduled(db: Queryable, d: ScheduleStatement): Prom
        -- statement's implicit transaction; the payload enqueueApprovalEvents writes)
        INSERT INTO notification_deliveries (subscription_id, team_id, deployment_id, event, payload)
        SELECT s.id, s.team_id, ins.id, 'approval_requested', jsonb_build_object(
-                'event', 'deployment.approval_requested', 'deployment_id', ins.id, 'app_id', ins.app_id, 'app_name', ins.app_name,
+                'event', 'deployment.approval_requested', 'deployment_id', ins.id, 'app_id', ins.app_id, 'app_name', (SELECT r.app_name FROM rows r WHERE r.id = ins.id),
                 'state', ins.state, 'run_at', ins.run_at, 'timezone', ins.timezone,
                 'approval', jsonb_build_object('required', ins.approval_required, 'approvals', 0), 'by', NULL, 'comment', NULL)
          FROM ins
@@ -236,11 +237,11 @@ export async function insertScheduled(db: Queryable, d: ScheduleStatement): Prom
        -- "Became due" for the earliest instant written, when a scheduler would act on it now.
        SELECT pg_notify('${DUE_CHANNEL}', $32::text) AS notified
          FROM now
-        WHERE EXISTS (SELECT 1 FROM ins_main) AND $31::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
+        WHERE EXISTS (SELECT 1 FROM ok) AND $31::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
      )
      SELECT now.now AS db_now, (SELECT name FROM app) AS found_app, (SELECT name FROM dep) AS found_dependency,
             (SELECT stamp FROM fz) AS freeze_stamp, (SELECT count(*) FROM due) AS notified_due,
-            ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, ins.app_name, ins.role, ${eventPayloadSql('ev', 'ins')} AS event
+            ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, (SELECT r.app_name FROM rows r WHERE r.id = ins.id) AS app_name, ins.role, ${eventPayloadSql('ev', 'ins')} AS event
        FROM now
        LEFT JOIN (ins JOIN ev ON ev.deployment_id = ins.id) ON true`,
     values: [
