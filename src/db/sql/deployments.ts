@@ -176,7 +176,9 @@ export async function insertScheduled(db: Queryable, d: ScheduleStatement): Prom
        SELECT ids.main_id, ids.dep_id, to_char(now.now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
          FROM now, app, fz,
               LATERAL (SELECT gen_random_uuid() AS main_id, CASE WHEN $16::uuid IS NOT NULL THEN gen_random_uuid() END AS dep_id) ids
+          -- the caller found nothing to refuse (a self-dependency, a freeze without an override)
         WHERE $23::boolean
+          -- the team's freezes are still those the caller's verdict was computed from
           AND fz.stamp = $24::text
           -- the instant is after the database clock
           AND $3::timestamptz > now.now
