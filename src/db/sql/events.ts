@@ -125,7 +125,8 @@ export async function announceEvents(db: Queryable, payloads: readonly string[])
     bytes += len + 1;
   }
   flush();
-  await db.query(`SELECT pg_notify('${EVENTS_CHANNEL}', p) FROM unnest($1::text[]) WITH ORDINALITY AS x(p, i) ORDER BY i`, [chunks]);
+  // Named: parsed and planned once per connection, as it runs for every few schedulings.
+  await db.query({ name: 'shipclock_announce_events', text: `SELECT pg_notify('${EVENTS_CHANNEL}', p) FROM unnest($1::text[]) WITH ORDINALITY AS x(p, i) ORDER BY i`, values: [chunks] });
 }
 
 export async function notifyDue(db: Queryable, at: Date | null): Promise<void> {
