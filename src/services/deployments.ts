@@ -1,11 +1,10 @@
 /**
  * Scheduled deployments: schedule (with an optional dependency), reschedule, cancel, read.
- * A deployment and its dependency are written in one transaction, and since the row is its own
- * job (due_at), nothing else needs writing for the scheduler to find it.
+ * A deployment and its dependency are written in one statement (decision 0013), and since the row
+ * is its own job (due_at), nothing else needs writing for the scheduler to find it.
  */
 import { recordAudit, scrubSecrets } from '../audit/record.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../core/errors.ts';
-import type { FreezeSpec } from '../core/freeze.ts';
 import { type DeploymentState, isFinal } from '../core/state.ts';
 import { canonicalZone, type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
