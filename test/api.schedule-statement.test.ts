@@ -268,10 +268,11 @@ describe('an app deleted while a request schedules it', () => {
         await deleter.query('BEGIN');
         await deleter.query('SELECT 1 FROM apps WHERE id = $1 FOR UPDATE', [victim]);
         await deleter.query('UPDATE apps SET deleted_at = now() WHERE id = $1', [victim]);
+        let settled = false;
         const request = schedule(db.pool, t.deployer, { app: api, ...at(86_400_000).fields, dependency: dbApp });
-        request.catch(() => {});
-        // The request is waiting on the app's row lock (not refused from an earlier snapshot, not written).
-        for (;;) {
+        request.then(() => { settled = true; }, () => { settled = true; });
+        // The request waits on the app's row lock (neither refused from an earlier snapshot nor written).
+        while (!settled) {
           const w = await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
           if (w.rows[0].n > 0) break;
           await new Promise((r) => setTimeout(r, 10));
