@@ -8,14 +8,19 @@
  * `seconds` (after a 2 s warm-up that is not counted), against `shipclock serve` as a real
  * process on a fresh database. Each request schedules one deployment of one of 200 webhook
  * apps at a random second of the next 30 days (never firing during the run). Reports
- * latency p50/p99/max, req/s and errors.
+ * latency p50/p99/max, req/s and errors, and the CPU spent per request in the measured window by
+ * the serve process and by the PostgreSQL backends of the bench database (Linux /proc, a local
+ * server; blank elsewhere): unlike the latency, that hardly depends on what else the shared
+ * machine is doing, so it compares two versions measured at different loads.
  *
  * The clients share the machine with the server and PostgreSQL, so they use node:http with a
  * keep-alive agent (one connection per client), which costs about half the CPU of `fetch`;
  * BENCH_API_CLIENT=fetch runs the same workload through `fetch`, for comparison with earlier
  * figures. SHIPCLOCK_DB_POOL_SIZE, when set, is passed on to the server.
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import pg from 'pg';
 import {
   Api, cleanup, createBenchDatabase, fmt, log, mapLimit, shipclockEnv, sleep, spawnShipclock, summary, table, utcFields,
 } from './lib.ts';
@@ -47,6 +52,14 @@ export async function apiBench(o: ApiOptions): Promise<void> {
     const start = Date.now();
     const measureFrom = start + 2000;
     const end = measureFrom + o.seconds * 1000;
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    // The serve process and PostgreSQL's backends on the bench database, sampled when the measured window opens and closes.
+    const backends = async () => (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows.map((r) => r.pid);
+    let cpuFrom: { serve: number; pg: Map<number, number> } | undefined;
+    const opened = sleep(measureFrom - Date.now()).then(async () => {
+      cpuFrom = { serve: cpuMs(serve.pid), pg: new Map((await backends()).map((pid) => [pid, cpuMs(pid)])) };
+    });
     await Promise.all(Array.from({ length: o.clients }, async (_, c) => {
       let i = c;
       while (Date.now() < end) {
@@ -65,12 +78,26 @@ export async function apiBench(o: ApiOptions): Promise<void> {
       }
     }));
     const elapsed = (Date.now() - measureFrom) / 1000;
+    await opened;
+    // A backend that started within the window counts from 0 (it did nothing before).
+    const serveCpu = cpuMs(serve.pid) - cpuFrom!.serve;
+    const pgCpu = (await backends()).reduce((a, pid) => a + cpuMs(pid) - (cpuFrom!.pg.get(pid) ?? 0), 0);
+    await admin.end();
     const s = summary(lat);
-    const result = { dependency: o.dependency, clients: o.clients, seconds: elapsed, requests: lat.length, req_per_s: lat.length / elapsed, p50: s.p50, p99: s.p99, max: s.max, errors, statuses: Object.fromEntries(statuses) };
+    const perRequest = (ms: number) => (serveCpu > 0 && lat.length ? (ms * 1000) / lat.length : null);
+    const result = {
+      dependency: o.dependency, clients: o.clients, seconds: elapsed, requests: lat.length, req_per_s: lat.length / elapsed, p50: s.p50, p99: s.p99, max: s.max, errors,
+      statuses: Object.fromEntries(statuses), serve_cpu_us_per_request: perRequest(serveCpu), postgres_cpu_us_per_request: perRequest(pgCpu),
+      load: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+    };
     if (o.json) console.log(JSON.stringify(result, null, 2));
     else {
       console.log(`\napi: POST /v1/scheduled_deployments${o.dependency ? ' with a dependency' : ''}, ${o.clients} concurrent clients, ${elapsed.toFixed(1)} s measured`);
-      console.log(table([{ requests: lat.length, 'req/s': result.req_per_s.toFixed(0), p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), max_ms: fmt(s.max), errors }]));
+      const us = (v: number | null) => (v === null ? '' : v.toFixed(0));
+      console.log(table([{
+        requests: lat.length, 'req/s': result.req_per_s.toFixed(0), p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), max_ms: fmt(s.max), errors,
+        serve_cpu_us: us(result.serve_cpu_us_per_request), pg_cpu_us: us(result.postgres_cpu_us_per_request), load: result.load,
+      }]));
     }
     await sleep(100);
     await serve.stop();
@@ -104,4 +131,15 @@ function httpPost(url: string, headers: Record<string, string>, clients: number)
     req.on('error', () => resolve(-1));
     req.end(body);
   });
+}
+
+/** CPU time (user + system) a process has used so far, in ms (Linux /proc; 0 elsewhere or once it is gone). */
+function cpuMs(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks of 10 ms.
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
 }

@@ -1,32 +1,30 @@
 /**
  * Scheduled deployments: schedule (with an optional dependency), reschedule, cancel, read.
- * A deployment and its dependency are written in one transaction, and since the row is its own
- * job (due_at), nothing else needs writing for the scheduler to find it.
+ * A deployment and its dependency are written in one statement (decision 0013), and since the row
+ * is its own job (due_at), nothing else needs writing for the scheduler to find it.
  */
-import { recordAudit } from '../audit/record.ts';
+import { recordAudit, scrubSecrets } from '../audit/record.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../core/errors.ts';
-import type { FreezeSpec } from '../core/freeze.ts';
 import { type DeploymentState, isFinal } from '../core/state.ts';
 import { canonicalZone, type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import {
-  type ApiRow, clearLease, type DeploymentRow, getDeployment, getDeploymentsByIds, insertDeployment, insertScheduled, isFiring, leaseRunning,
+  type ApiRow, clearLease, type DeploymentRow, getDeployment, getDeploymentsByIds, insertScheduled, isFiring, leaseRunning,
   listDeployments, lockAgainstClaims, updateSchedule,
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
-import { releaseHeld, setFreezeOverride } from '../db/sql/freezes.ts';
+import { releaseHeld } from '../db/sql/freezes.ts';
 import { requestRollback } from '../db/sql/rollbacks.ts';
 import { providerFor } from '../providers/index.ts';
 import { redact } from '../providers/redact.ts';
 import type { Credentials, ProviderContext } from '../providers/types.ts';
 import type { User } from './auth.ts';
-import { getAppRow } from './apps.ts';
 import { decodeCursor, page } from './cursor.ts';
-import { findFrozen, frozenError, type FrozenVerdict, loadSpecs, type Part } from './freeze-check.ts';
+import { cachedSpecs, findFrozen, frozenError, frozenIn, type FrozenVerdict, type Part, reloadSpecs } from './freeze-check.ts';
+import { announceCommitted } from './announce.ts';
 import { endDeployments } from './transitions.ts';
 import { notifyGates } from '../scheduler/gates.ts';
 import { type ApprovalSummary, approvalSummaries, resetApprovals } from './approvals.ts';
-import { enqueueApprovalEvents } from '../db/sql/approvals.ts';
 
 export const DEFAULT_DEPENDENCY_LEAD_SECONDS = 900;
 export const DEFAULT_EXPIRES_AFTER_SECONDS = 3600;
@@ -138,18 +136,28 @@ function fmtLocal(l: LocalTime): string {
   return `${l.year}-${p(l.month)}-${p(l.day)} ${p(l.hour)}:${p(l.minute)}:${p(l.second)}`;
 }
 
-/** The dependency's instant: `lead` seconds before, in the same zone; must still be in the future. */
-function dependencyTime(res: Resolved, zone: string, lead: number, now: number) {
+/** The dependency's instant: `lead` seconds before, in the same zone (pure; dependencyTime checks it is ahead). */
+function dependencyAt(res: Resolved, zone: string, lead: number): Resolved {
   const runAtMs = res.runAtMs - lead * 1000;
-  if (runAtMs <= now) {
-    throw new ValidationError(
-      'past_instant',
-      `the dependency would deploy at ${new Date(runAtMs).toISOString()}, ${lead} s before, which is in the past: choose a later time or a shorter dependency_lead_seconds`,
-      'dependency_lead_seconds',
-    );
-  }
   const l = localTimeAt(runAtMs, zone);
   return { runAtMs, local: { year: l.year, month: l.month, day: l.day, hour: l.hour, minute: l.minute, second: l.second }, utcOffset: l.utcOffset };
+}
+
+/** 422 naming dependency_lead_seconds when the dependency's instant is not after `now`. */
+function assertDependencyFuture(runAtMs: number, lead: number, now: number): void {
+  if (runAtMs > now) return;
+  throw new ValidationError(
+    'past_instant',
+    `the dependency would deploy at ${new Date(runAtMs).toISOString()}, ${lead} s before, which is in the past: choose a later time or a shorter dependency_lead_seconds`,
+    'dependency_lead_seconds',
+  );
+}
+
+/** The dependency's instant: `lead` seconds before, in the same zone; must still be in the future. */
+function dependencyTime(res: Resolved, zone: string, lead: number, now: number) {
+  const dt = dependencyAt(res, zone, lead);
+  assertDependencyFuture(dt.runAtMs, lead, now);
+  return dt;
 }
 
 /** The owner's `override_freeze`, checked: 403 for other roles, 422 naming override_freeze.reason when it is empty. */
@@ -175,6 +183,17 @@ async function recordOverride(c: Queryable, actor: User, id: string, v: FrozenVe
   return `${action} into the deploy freeze "${v.window.freeze.name}" by ${actor.email} (override: ${reason})`;
 }
 
+/** How many times schedule() reloads a team's freezes that changed under it before giving up (409 busy). */
+const FREEZE_RELOADS = 3;
+
+/**
+ * Schedules a deployment, with its dependency when one is named, in one statement
+ * (insertScheduled; decision 0013). The freeze verdict is computed here from the team's freezes
+ * as this process last loaded them, and the statement writes only if the team's freezes are still
+ * those; otherwise they are reloaded and the statement runs again. Every refusal comes from the
+ * same round trip, checked in the order the API has always used: the instant, the app, the
+ * dependency (itself, its app, its instant), then the freezes.
+ */
 export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
   input = { ...input, timezone: canonicalZone(input.timezone) };
   const res = resolve(input);
@@ -182,64 +201,58 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
   const expires = input.expires_after_seconds ?? DEFAULT_EXPIRES_AFTER_SECONDS;
   const disambiguation = input.disambiguation ?? 'earlier';
   const override = checkOverride(actor, input);
-  if (!input.dependency) {
-    // The common case, in one statement (one round trip, no BEGIN/COMMIT): it writes nothing
-    // when the instant is past or the app unknown, and says which, checked in the same order
-    // as the transaction below so the errors are the same.
+  const depId = input.dependency || null;
+  const selfDependency = depId !== null && depId === input.app;
+  const depAt = depId ? dependencyAt(res, input.timezone, lead) : null;
+  // App names are filled in from the statement's answer, for the 409's wording.
+  const parts: Part[] = [{ appId: input.app, appName: '', runAtMs: res.runAtMs, role: 'deployment', offsetMs: 0 }];
+  if (depId && depAt) parts.push({ appId: depId, appName: '', runAtMs: depAt.runAtMs, role: 'dependency', offsetMs: lead * 1000 });
+  const planned = (r: Resolved) => ({ run_at: new Date(r.runAtMs).toISOString(), local: r.local, utc_offset: r.utcOffset });
+
+  let freezes = cachedSpecs(actor.team_id);
+  for (let reloads = 0; ; reloads++) {
+    const frozen = frozenIn(freezes.specs, parts);
     const r = await insertScheduled(pool, {
-      team_id: actor.team_id, app_id: input.app, run_at: new Date(res.runAtMs).toISOString(), timezone: input.timezone, local: res.local,
-      utc_offset: res.utcOffset, disambiguation, expires_after_seconds: expires, created_by: actor.id,
+      team_id: actor.team_id, created_by: actor.id, app_id: input.app, main: planned(res),
+      dependency: depId && depAt ? { app_id: depId, row: planned(depAt), lead } : null,
+      timezone: input.timezone, disambiguation, expires_after_seconds: expires,
+      write: !selfDependency && !(frozen && !override),
+      freeze_stamp: freezes.stamp,
+      override: frozen && override ? overrideOf(actor, frozen, override.reason) : null,
     });
-    if (r.row) return toApi(r.row, null);
-    assertFuture(res, input, r.db_now.getTime());
-    if (!r.found_app) throw new ValidationError('unknown_app', `no app ${input.app} in your team`, 'app');
-    // The team has freezes: the transaction below checks them (and writes the row if allowed).
-    if (!r.has_freezes) throw new Error('insertScheduled wrote nothing for a future instant of a known app');
-  }
-  const specs: FreezeSpec[] = await loadSpecs(pool, actor.team_id);
-  return inTransaction(pool, async (c) => {
-    const now = await dbNow(c);
+    if (r.row) {
+      await announceCommitted(pool, r.events);
+      return toApi(r.row, r.dependency);
+    }
+    const now = r.db_now.getTime();
     assertFuture(res, input, now);
-    const app = await getAppRow(c, actor.team_id, input.app);
-    if (!app) throw new ValidationError('unknown_app', `no app ${input.app} in your team`, 'app');
-    let depId: string | null = null;
-    const parts: Part[] = [{ appId: app.id, appName: app.name, runAtMs: res.runAtMs, role: 'deployment', offsetMs: 0 }];
-    let depPlan: { app: NonNullable<Awaited<ReturnType<typeof getAppRow>>>; dt: ReturnType<typeof dependencyTime> } | null = null;
-    if (input.dependency) {
-      if (input.dependency === input.app) throw new ValidationError('self_dependency', 'an app cannot be its own dependency', 'dependency');
-      const depApp = await getAppRow(c, actor.team_id, input.dependency);
-      if (!depApp) throw new ValidationError('unknown_app', `no app ${input.dependency} in your team`, 'dependency');
-      depPlan = { app: depApp, dt: dependencyTime(res, input.timezone, lead, now) };
-      parts.push({ appId: depApp.id, appName: depApp.name, runAtMs: depPlan.dt.runAtMs, role: 'dependency', offsetMs: lead * 1000 });
+    if (!r.found_app) throw new ValidationError('unknown_app', `no app ${input.app} in your team`, 'app');
+    if (depId && depAt) {
+      if (selfDependency) throw new ValidationError('self_dependency', 'an app cannot be its own dependency', 'dependency');
+      if (!r.found_dependency) throw new ValidationError('unknown_app', `no app ${depId} in your team`, 'dependency');
+      assertDependencyFuture(depAt.runAtMs, lead, now);
     }
-    const frozen = await findFrozen(c, actor.team_id, parts, specs);
-    if (frozen && !override) throw frozenError(frozen, input.timezone);
-    if (depPlan) {
-      const { app: depApp, dt } = depPlan;
-      depId = await insertDeployment(c, {
-        team_id: actor.team_id, app_id: depApp.id, run_at: new Date(dt.runAtMs), timezone: input.timezone, local: dt.local,
-        utc_offset: dt.utcOffset, disambiguation, dependency_id: null, dependency_lead_seconds: null,
-        expires_after_seconds: expires, created_by: actor.id,
-      });
+    if (r.freeze_stamp !== freezes.stamp) {
+      // The team's freezes changed since this process last loaded them: the verdict is stale.
+      if (reloads >= FREEZE_RELOADS) throw new ConflictError('busy', 'the team\'s deploy freezes kept changing while scheduling; try again');
+      freezes = await reloadSpecs(pool, actor.team_id);
+      continue;
     }
-    const id = await insertDeployment(c, {
-      team_id: actor.team_id, app_id: app.id, run_at: new Date(res.runAtMs), timezone: input.timezone, local: res.local,
-      utc_offset: res.utcOffset, disambiguation, dependency_id: depId, dependency_lead_seconds: depId ? lead : null,
-      expires_after_seconds: expires, created_by: actor.id,
-    });
-    const created = depId ? [depId, id] : [id];
-    let note = '';
-    if (frozen && override) {
-      await setFreezeOverride(c, created, overrideRecord(actor, override.reason, now));
-      note = `; ${await recordOverride(c, actor, id, frozen, override.reason, 'scheduled')}`;
+    if (frozen && !override) {
+      const names: Record<string, string | null> = { deployment: r.found_app, dependency: r.found_dependency };
+      throw frozenError({ ...frozen, part: { ...frozen.part, appName: names[frozen.part.role] ?? '' } }, input.timezone);
     }
-    await insertEvents(c, created.map((x) => ({ id: x, state: 'scheduled', message: (x === depId ? `scheduled as the dependency of ${id}` : 'scheduled') + note })));
-    await notifyDue(c, new Date(depId ? res.runAtMs - lead * 1000 : res.runAtMs));
-    // Only the rows that need approval are queued (enqueueApprovalEvents joins on that).
-    if (app.approval_required !== null || depId) await enqueueApprovalEvents(c, created.map((x) => ({ deploymentId: x, event: 'approval_requested' as const })));
-    await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.create', targetId: id, details: { app: app.name, run_at: new Date(res.runAtMs).toISOString(), timezone: input.timezone, dependency: depId } });
-    return loadOut(c, actor.team_id, id);
-  });
+    throw new Error('insertScheduled wrote nothing, and no rule says why');
+  }
+}
+
+/** What the scheduling statement stores, audits and says for an owner's freeze override. */
+function overrideOf(actor: User, v: FrozenVerdict, reason: string) {
+  return {
+    record: { reason, by: actor.email }, // the statement adds `at`, its clock
+    audit: scrubSecrets({ freeze: { id: v.window.freeze.id, name: v.window.freeze.name }, reason, on: 'scheduled' }) as Record<string, unknown>,
+    note: `; scheduled into the deploy freeze "${v.window.freeze.name}" by ${actor.email} (override: ${reason})`,
+  };
 }
 
 /** One deployment's representation (with its dependency and approval state). */

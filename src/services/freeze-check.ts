@@ -7,7 +7,7 @@ import { type Constraint, coveringAt, type FreezeSpec, type FreezeWindow, NEXT_A
 import { FrozenError } from '../core/errors.ts';
 import { localTimeAt } from '../core/time.ts';
 import type { Queryable } from '../db/pool.ts';
-import { liveFreezes, specOf } from '../db/sql/freezes.ts';
+import { liveFreezes, liveFreezesStamped, specOf } from '../db/sql/freezes.ts';
 
 export { NEXT_ALLOWED_SEARCH_LIMIT_MS };
 
@@ -80,7 +80,11 @@ export interface FrozenVerdict {
 
 /** The freeze (if any) covering one of `parts`, and where the next allowed instant is. `specs` defaults to the team's live freezes. */
 export async function findFrozen(db: Queryable, teamId: string, parts: Part[], specs?: FreezeSpec[]): Promise<FrozenVerdict | null> {
-  specs ??= await loadSpecs(db, teamId);
+  return frozenIn(specs ?? await loadSpecs(db, teamId), parts);
+}
+
+/** findFrozen on specs at hand (pure). */
+export function frozenIn(specs: FreezeSpec[], parts: Part[]): FrozenVerdict | null {
   if (!specs.length) return null;
   for (const part of parts) {
     const window = coveringAt(specs, part.appId, part.runAtMs);
@@ -104,4 +108,36 @@ export function frozenError(v: FrozenVerdict, zone: string): FrozenError {
     { id: f.id, name: f.name },
     v.nextAllowedMs === null ? null : new Date(v.nextAllowedMs).toISOString(),
   );
+}
+
+/** A team's live freezes as this process last loaded them, with their stamp (freezeStampSql). */
+export interface StampedSpecs {
+  stamp: string;
+  specs: FreezeSpec[];
+}
+
+/** What a team without freezes looks like: the first guess for a team not seen yet. */
+const NO_FREEZES: StampedSpecs = { stamp: '', specs: [] };
+/** Bounds the cache below (cleared when full: a miss costs one query). */
+const SPEC_CACHE_MAX_TEAMS = 10_000;
+/**
+ * Teams' live freezes, by team id. Never trusted on its own: the scheduling statement compares
+ * the stamp a verdict was computed from with the team's stamp in its own snapshot and writes
+ * nothing when they differ (src/services/deployments.ts), so a stale entry costs a reload, never
+ * a wrong answer. A team never seen is first assumed to have no freezes.
+ */
+const specCache = new Map<string, StampedSpecs>();
+
+/** The team's freezes as last loaded here (NO_FREEZES for a team not seen yet). */
+export function cachedSpecs(teamId: string): StampedSpecs {
+  return specCache.get(teamId) ?? NO_FREEZES;
+}
+
+/** Loads the team's live freezes and their stamp in one statement, and caches them. */
+export async function reloadSpecs(db: Queryable, teamId: string): Promise<StampedSpecs> {
+  const { stamp, rows } = await liveFreezesStamped(db, teamId);
+  const entry = { stamp, specs: rows.map(specOf) };
+  if (specCache.size >= SPEC_CACHE_MAX_TEAMS) specCache.clear();
+  specCache.set(teamId, entry);
+  return entry;
 }

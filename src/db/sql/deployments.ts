@@ -5,7 +5,8 @@
 import type { DeploymentState } from '../../core/state.ts';
 import type { Queryable } from '../pool.ts';
 import { approvalStatusSql } from './approvals.ts';
-import { DUE_CHANNEL, DUE_NOTIFY_HORIZON_SECONDS, EVENTS_CHANNEL, eventPayloadSql } from './events.ts';
+import { DUE_CHANNEL, DUE_NOTIFY_HORIZON_SECONDS, eventPayloadSql } from './events.ts';
+import { freezeStampSql } from './freezes.ts';
 
 export interface DeploymentRow {
   id: string;
@@ -78,21 +79,6 @@ export interface NewDeployment {
   created_by: string | null;
 }
 
-export async function insertDeployment(db: Queryable, d: NewDeployment): Promise<string> {
-  const r = await db.query<{ id: string }>(
-    `INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
-        local_minute, local_second, utc_offset, disambiguation, dependency_id, dependency_lead_seconds,
-        expires_after_seconds, expires_at, due_at, created_by, approval_required)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-             $3::timestamptz + $15::integer * interval '1 second', $3, $16,
-             (SELECT approval_required FROM apps WHERE id = $2))
-     RETURNING id`,
-    [d.team_id, d.app_id, d.run_at, d.timezone, d.local.year, d.local.month, d.local.day, d.local.hour, d.local.minute,
-      d.local.second, d.utc_offset, d.disambiguation, d.dependency_id, d.dependency_lead_seconds, d.expires_after_seconds, d.created_by],
-  );
-  return r.rows[0].id;
-}
-
 /** The columns the API answers with (src/services/deployments.ts toApi). */
 export const API_COLUMNS = [
   'id', 'app_id', 'state', 'run_at', 'timezone', 'local_year', 'local_month', 'local_day', 'local_hour', 'local_minute',
@@ -102,81 +88,185 @@ export const API_COLUMNS = [
 ] as const;
 export type ApiRow = Pick<DeploymentRow, (typeof API_COLUMNS)[number] | 'app_name'>;
 
-export interface ScheduledOne {
+/** One deployment of a scheduling request, as the caller resolved it (src/services/deployments.ts). */
+export interface PlannedRow {
+  /** The instant, RFC 3339. */
+  run_at: string;
+  local: NewDeployment['local'];
+  utc_offset: string;
+}
+
+/** What insertScheduled writes: a deployment and, with `dependency`, its dependency's row. */
+export interface ScheduleStatement {
+  team_id: string;
+  created_by: string;
+  app_id: string;
+  main: PlannedRow;
+  /** The dependency's app and its row, `lead` seconds before main; null without a dependency. */
+  dependency: { app_id: string; row: PlannedRow; lead: number } | null;
+  timezone: string;
+  disambiguation: string;
+  expires_after_seconds: number;
+  /** False: check only (the caller already knows it will refuse, e.g. the instant is frozen); nothing is written. */
+  write: boolean;
+  /** The freeze stamp (freezeStampSql) the caller's freeze verdict was computed from: nothing is written unless the team's is the same. */
+  freeze_stamp: string;
+  /** Scheduled into a freeze by an owner: stored on both rows (with `at`, the statement's clock), audited, and said on their timeline. */
+  override: { record: Record<string, unknown>; audit: Record<string, unknown>; note: string } | null;
+}
+
+export interface ScheduledResult {
   /** The database clock when the statement ran. */
   db_now: Date;
-  /** The app's name, null when the team has no such (live) app. */
+  /** The app's name; null when the team has no such (live) app. */
   found_app: string | null;
-  /** The deployment written, null when nothing was (the app is unknown, the instant is not after db_now, or the team has freezes). */
+  /** The dependency app's name; null when not asked for or the team has no such (live) app. */
+  found_dependency: string | null;
+  /** The team's freeze stamp in the statement's snapshot (nothing was written when it differs from the one given). */
+  freeze_stamp: string;
+  /** The deployment written; null when nothing was. */
   row: ApiRow | null;
-  /** The team has live deploy freezes: nothing was written; the caller checks them (src/services/freeze-check.ts). */
-  has_freezes: boolean;
+  /** Its dependency's row, when one was written. */
+  dependency: ApiRow | null;
+  /** The EVENTS_CHANNEL payloads of the 'scheduled' events written, for the caller to announce once committed. */
+  events: string[];
 }
 
 /**
- * Schedules one deployment without a dependency in one statement (so one round trip and an
- * implicit transaction): the app looked up within the team, the instant checked against the
- * database clock, the row, its 'scheduled' event, the audit entry and the NOTIFYs (the event,
- * and "became due" unless the instant is beyond DUE_NOTIFY_HORIZON_SECONDS). Nothing is written
- * when the app is unknown or the instant is not in the future; `db_now` and `found_app` then say
- * which. Nor when the team has live deploy freezes (`has_freezes`): those are checked by the
- * caller, so a team without freezes keeps its one round trip. A named (prepared) statement:
- * each pooled connection parses and plans it once.
+ * Schedules a deployment, and its dependency when there is one, in one statement: one round trip
+ * and an implicit transaction, for the whole request (decisions 0002 and 0013). It writes the
+ * rows, their 'scheduled' events, the audit entries, the approval_requested notifications and the
+ * due NOTIFY of a near instant, and answers the rows. It writes nothing unless every rule holds
+ * (each CTE below says which it enforces); the answer's db_now, found_app, found_dependency and
+ * freeze_stamp then let the caller say which one failed, in the order the API has always checked.
+ *
+ * The events are not NOTIFYed here: a transaction that NOTIFYs holds PostgreSQL's cluster-wide
+ * notify lock through its commit, so scheduling transactions would each wait for the previous
+ * one's WAL flush instead of sharing it (decision 0013). The caller announces `events` once the
+ * statement has returned (src/services/announce.ts). The due NOTIFY stays: only an instant within
+ * DUE_NOTIFY_HORIZON_SECONDS needs one, and that is rare.
+ *
+ * A named (prepared) statement: each pooled connection parses and plans it once.
  */
-export async function insertScheduled(
-  db: Queryable,
-  d: Omit<NewDeployment, 'dependency_id' | 'dependency_lead_seconds' | 'run_at'> & { run_at: string; created_by: string },
-): Promise<ScheduledOne> {
-  const r = await db.query<ApiRow & { db_now: Date; found_app: string | null; has_freezes: boolean; notified: unknown; notified_due: unknown }>({
+export async function insertScheduled(db: Queryable, d: ScheduleStatement): Promise<ScheduledResult> {
+  const dep = d.dependency;
+  const r = await db.query<ApiRow & {
+    db_now: Date; found_app: string | null; found_dependency: string | null; freeze_stamp: string; role: 'deployment' | 'dependency' | null;
+    event: string | null; notified_due: unknown;
+  }>({
     name: 'shipclock_insert_scheduled',
     text: `WITH now AS MATERIALIZED (
        SELECT clock_timestamp() AS now
      ), app AS MATERIALIZED (
-       SELECT id, name, approval_required FROM apps WHERE id = $2::uuid AND team_id = $1::uuid AND deleted_at IS NULL
+       -- The app is the caller's team's and not deleted. FOR KEY SHARE (the lock the foreign key
+       -- takes anyway) until commit: a concurrent deleteApp (SELECT … FOR UPDATE, then counts
+       -- the app's active deployments) either waits for this statement and then sees its rows
+       -- (409 app_has_deployments), or this statement waits for it and then sees deleted_at set
+       -- (the row no longer qualifies: 422 unknown_app), never a deployment of a deleted app.
+       -- Key-share locks do not conflict with each other: concurrent schedulings of one app do not wait.
+       SELECT id, name, approval_required FROM apps WHERE id = $2::uuid AND team_id = $1::uuid AND deleted_at IS NULL FOR KEY SHARE
+     ), dep AS MATERIALIZED (
+       -- The dependency's app, under the same rules and lock (none asked for: $16 is null).
+       SELECT id, name, approval_required FROM apps WHERE id = $16::uuid AND team_id = $1::uuid AND deleted_at IS NULL FOR KEY SHARE
      ), fz AS MATERIALIZED (
-       SELECT EXISTS (SELECT 1 FROM freezes f WHERE f.team_id = $1::uuid AND f.deleted_at IS NULL
-                        AND (f.kind = 'recurring' OR f.end_at > $3::timestamptz)) AS found
+       -- The team's freezes are the ones the caller's freeze verdict was computed from.
+       SELECT ${freezeStampSql('$1::uuid')} AS stamp
+     ), ok AS MATERIALIZED (
+       -- Every rule at once; no row here, nothing written below.
+       SELECT ids.main_id, ids.dep_id, to_char(now.now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
+         FROM now, app, fz,
+              LATERAL (SELECT gen_random_uuid() AS main_id, CASE WHEN $16::uuid IS NOT NULL THEN gen_random_uuid() END AS dep_id) ids
+          -- the caller found nothing to refuse (a self-dependency, a freeze without an override)
+        WHERE $23::boolean
+          -- the team's freezes are still those the caller's verdict was computed from
+          AND fz.stamp = $24::text
+          -- the instant is after the database clock
+          AND $3::timestamptz > now.now
+          -- with a dependency: its app was found, and its instant (lead seconds before) is after the clock too
+          AND ($16::uuid IS NULL OR (EXISTS (SELECT 1 FROM dep) AND $17::timestamptz > now.now))
+     ), rows AS (
+       -- The rows to write: the deployment and, with a dependency, the dependency's row (its
+       -- instant lead seconds earlier, no dependency of its own). One INSERT writes both: the
+       -- dependency_id foreign key is checked at the end of the statement, when both exist.
+       SELECT ok.main_id AS id, app.id AS app_id, $3::timestamptz AS run_at, $5::integer AS y, $6::integer AS mo, $7::integer AS d,
+              $8::integer AS h, $9::integer AS mi, $10::integer AS s, $11::text AS utc_offset, ok.dep_id AS dependency_id,
+              CASE WHEN ok.dep_id IS NOT NULL THEN $28::integer END AS lead, app.approval_required, 'deployment'::text AS role, app.name AS app_name, ok.at
+         FROM ok, app
+       UNION ALL
+       SELECT ok.dep_id, dep.id, $17::timestamptz, $18::integer, $19::integer, $20::integer, $21::integer, $22::integer, $26::integer,
+              $27::text, NULL::uuid, NULL::integer, dep.approval_required, 'dependency', dep.name, ok.at
+         FROM ok, dep
+        WHERE ok.dep_id IS NOT NULL
      ), ins AS (
-       INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
-           local_minute, local_second, utc_offset, disambiguation, expires_after_seconds, expires_at, due_at, created_by, approval_required)
-       SELECT $1::uuid, app.id, $3::timestamptz, $4::text, $5::integer, $6::integer, $7::integer, $8::integer,
-              $9::integer, $10::integer, $11::text, $12::text, $13::integer,
-              $3::timestamptz + $13::integer * interval '1 second', $3::timestamptz, $14::uuid, app.approval_required
-         FROM app, now, fz
-        WHERE $3::timestamptz > now.now AND NOT fz.found
-       RETURNING ${API_COLUMNS.join(', ')}, team_id
+       INSERT INTO deployments (id, team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour,
+           local_minute, local_second, utc_offset, disambiguation, dependency_id, dependency_lead_seconds, expires_after_seconds,
+           expires_at, due_at, created_by, approval_required, freeze_override)
+       SELECT r.id, $1::uuid, r.app_id, r.run_at, $4::text, r.y, r.mo, r.d, r.h, r.mi, r.s, r.utc_offset, $12::text, r.dependency_id, r.lead,
+              $13::integer, r.run_at + $13::integer * interval '1 second', r.run_at, $14::uuid, r.approval_required,
+              $25::jsonb || jsonb_build_object('at', r.at)
+         FROM rows r
+       RETURNING ${API_COLUMNS.join(', ')}, team_id,
+                 -- which row is which (RETURNING sees only the row written): the dependency is the one without a dependency, when there is one
+                 CASE WHEN $16::uuid IS NOT NULL AND dependency_id IS NULL THEN 'dependency' ELSE 'deployment' END AS role
      ), ev AS (
+       -- The timeline: 'scheduled', the dependency saying whose it is; an override says so on both.
        INSERT INTO deployment_events (deployment_id, team_id, state, message)
-       SELECT id, team_id, 'scheduled', 'scheduled' FROM ins
+       SELECT ins.id, ins.team_id, 'scheduled',
+              CASE WHEN ins.role = 'dependency' THEN 'scheduled as the dependency of ' || ok.main_id ELSE 'scheduled' END || COALESCE($29::text, '')
+         FROM ins, ok
        RETURNING deployment_id, team_id, state, at
      ), audit AS (
+       -- The override's entry first (as recordOverride wrote it), then the creation.
        INSERT INTO audit_log (team_id, actor_id, action, target_id, details)
-       SELECT ins.team_id, $14::uuid, 'deployment.create', ins.id::text,
-              jsonb_build_object('app', app.name, 'run_at', $15::text, 'timezone', $4::text, 'dependency', NULL)
-         FROM ins, app
+       SELECT $1::uuid, $14::uuid, x.action, ok.main_id::text, x.details
+         FROM ok, LATERAL (VALUES (1, 'deployment.freeze_override', $30::jsonb),
+                          (2, 'deployment.create', jsonb_build_object('app', (SELECT name FROM app), 'run_at', $15::text, 'timezone', $4::text, 'dependency', ok.dep_id)))
+              AS x(n, action, details)
+        WHERE x.details IS NOT NULL
+        ORDER BY x.n
      ), asked AS (
-       -- approval_requested notifications (the outbox, in this statement's implicit transaction)
+       -- approval_requested notifications for the rows that need approval (the outbox, in this
+       -- statement's implicit transaction; the payload enqueueApprovalEvents writes)
        INSERT INTO notification_deliveries (subscription_id, team_id, deployment_id, event, payload)
        SELECT s.id, s.team_id, ins.id, 'approval_requested', jsonb_build_object(
-                'event', 'deployment.approval_requested', 'deployment_id', ins.id, 'app_id', ins.app_id, 'app_name', app.name,
+                'event', 'deployment.approval_requested', 'deployment_id', ins.id, 'app_id', ins.app_id, 'app_name', (SELECT r.app_name FROM rows r WHERE r.id = ins.id),
                 'state', ins.state, 'run_at', ins.run_at, 'timezone', ins.timezone,
                 'approval', jsonb_build_object('required', ins.approval_required, 'approvals', 0), 'by', NULL, 'comment', NULL)
-         FROM ins JOIN app ON true
+         FROM ins
          JOIN notification_subscriptions s ON s.team_id = ins.team_id AND 'approval_requested' = ANY (s.events)
         WHERE ins.approval_required IS NOT NULL
+     ), due AS (
+       -- "Became due" for the earliest instant written, when a scheduler would act on it now.
+       SELECT pg_notify('${DUE_CHANNEL}', $32::text) AS notified
+         FROM now
+        WHERE EXISTS (SELECT 1 FROM ok) AND $31::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
      )
-     SELECT now.now AS db_now, app.name AS found_app, (SELECT found FROM fz) AS has_freezes, ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, app.name AS app_name,
-            CASE WHEN ev.deployment_id IS NOT NULL THEN pg_notify('${EVENTS_CHANNEL}', '[' || ${eventPayloadSql('ev', 'ins')} || ']') END AS notified,
-            CASE WHEN ev.deployment_id IS NOT NULL AND $3::timestamptz <= now.now + make_interval(secs => ${DUE_NOTIFY_HORIZON_SECONDS})
-                 THEN pg_notify('${DUE_CHANNEL}', $15::text) END AS notified_due
+     SELECT now.now AS db_now, (SELECT name FROM app) AS found_app, (SELECT name FROM dep) AS found_dependency,
+            (SELECT stamp FROM fz) AS freeze_stamp, (SELECT count(*) FROM due) AS notified_due,
+            ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, (SELECT r.app_name FROM rows r WHERE r.id = ins.id) AS app_name, ins.role, ${eventPayloadSql('ev', 'ins')} AS event
        FROM now
-       LEFT JOIN app ON true
        LEFT JOIN (ins JOIN ev ON ev.deployment_id = ins.id) ON true`,
-    values: [d.team_id, d.app_id, d.run_at, d.timezone, d.local.year, d.local.month, d.local.day, d.local.hour, d.local.minute,
-      d.local.second, d.utc_offset, d.disambiguation, d.expires_after_seconds, d.created_by, d.run_at],
+    values: [
+      d.team_id, d.app_id, d.main.run_at, d.timezone, d.main.local.year, d.main.local.month, d.main.local.day, d.main.local.hour, d.main.local.minute,
+      d.main.local.second, d.main.utc_offset, d.disambiguation, d.expires_after_seconds, d.created_by, d.main.run_at,
+      dep?.app_id ?? null, dep?.row.run_at ?? null, dep?.row.local.year ?? null, dep?.row.local.month ?? null, dep?.row.local.day ?? null,
+      dep?.row.local.hour ?? null, dep?.row.local.minute ?? null, d.write, d.freeze_stamp,
+      d.override ? JSON.stringify(d.override.record) : null, dep?.row.local.second ?? null, dep?.row.utc_offset ?? null, dep?.lead ?? null,
+      d.override?.note ?? null, d.override ? JSON.stringify(d.override.audit) : null, dep?.row.run_at ?? d.main.run_at, dep?.row.run_at ?? d.main.run_at,
+    ],
   });
-  const { db_now, found_app, has_freezes, notified: _n, notified_due: _d, ...row } = r.rows[0];
-  return { db_now, found_app, has_freezes, row: row.id ? row : null };
+  const first = r.rows[0];
+  const rowOf = (role: 'deployment' | 'dependency'): ApiRow | null => {
+    const x = r.rows.find((y) => y.role === role);
+    if (!x) return null;
+    const { db_now: _n, found_app: _a, found_dependency: _d, freeze_stamp: _s, role: _r, event: _e, notified_due: _q, ...row } = x;
+    return row;
+  };
+  return {
+    db_now: first.db_now, found_app: first.found_app, found_dependency: first.found_dependency, freeze_stamp: first.freeze_stamp,
+    row: rowOf('deployment'), dependency: rowOf('dependency'),
+    events: r.rows.flatMap((x) => (x.event ? [x.event] : [])),
+  };
 }
 
 export async function getDeployment(db: Queryable, teamId: string, id: string, forUpdate = false): Promise<DeploymentRow | null> {

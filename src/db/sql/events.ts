@@ -101,6 +101,34 @@ export async function insertEvents(db: Queryable, rows: Array<{ id: string; stat
   );
 }
 
+/**
+ * Announces events already committed (payloads as eventPayloadSql makes them) on EVENTS_CHANNEL:
+ * one NOTIFY per chunk, the chunks as insertEvents cuts them (under NOTIFY_CHUNK_BYTES +
+ * SHARED_EVENT_MAX_BYTES; a larger event alone). Run outside a writing transaction, a NOTIFY
+ * costs no WAL flush of its own (decision 0013).
+ */
+export async function announceEvents(db: Queryable, payloads: readonly string[]): Promise<void> {
+  if (payloads.length === 0) return;
+  const chunks: string[] = [];
+  let chunk: string[] = [];
+  let bytes = 0;
+  const flush = () => { if (chunk.length) chunks.push(`[${chunk.join(',')}]`); chunk = []; bytes = 0; };
+  for (const p of payloads) {
+    const len = Buffer.byteLength(p);
+    if (len > SHARED_EVENT_MAX_BYTES) {
+      flush();
+      chunks.push(`[${p}]`);
+      continue;
+    }
+    if (bytes >= NOTIFY_CHUNK_BYTES) flush();
+    chunk.push(p);
+    bytes += len + 1;
+  }
+  flush();
+  // Named: parsed and planned once per connection, as it runs for every few schedulings.
+  await db.query({ name: 'shipclock_announce_events', text: `SELECT pg_notify('${EVENTS_CHANNEL}', p) FROM unnest($1::text[]) WITH ORDINALITY AS x(p, i) ORDER BY i`, values: [chunks] });
+}
+
 export async function notifyDue(db: Queryable, at: Date | null): Promise<void> {
   await db.query(`SELECT pg_notify('${DUE_CHANNEL}', $1)`, [at ? at.toISOString() : '']);
 }

@@ -108,6 +108,28 @@ export async function liveFreezes(db: Queryable, teamIds: readonly string[], fro
 }
 
 /**
+ * A fingerprint of a team's live freezes (every one not deleted, ended or not): the md5 of their
+ * ids and updated_at, '' for none. Every change to a freeze (create, update, delete) changes it,
+ * so a freeze verdict computed from the specs loaded with one stamp is still true in a statement
+ * that finds the same stamp (src/services/freeze-check.ts caches the specs by it). `team` is the
+ * SQL of the team id; freezes_team_idx serves it.
+ */
+export function freezeStampSql(team: string): string {
+  return `(SELECT COALESCE(md5(string_agg(f.id::text || '@' || f.updated_at::text, ',' ORDER BY f.id)), '')
+             FROM freezes f WHERE f.team_id = ${team} AND f.deleted_at IS NULL)`;
+}
+
+/** Every live freeze of a team (also those that ended) and their stamp (freezeStampSql), read in one snapshot. */
+export async function liveFreezesStamped(db: Queryable, teamId: string): Promise<{ stamp: string; rows: FreezeRow[] }> {
+  const r = await db.query<FreezeRow & { stamp: string }>(
+    `SELECT x.*, ${freezeStampSql('$1::uuid')} AS stamp
+       FROM (${SELECT} WHERE f.team_id = $1::uuid AND f.deleted_at IS NULL) x`,
+    [teamId],
+  );
+  return { stamp: r.rows[0]?.stamp ?? '', rows: r.rows };
+}
+
+/**
  * The team's scheduled deployments a freeze on `apps` (null: all) could hold, locked: instant
  * ahead, in [from, to) when given, not overridden, not being fired right now (leased: the fire
  * gate checks those at their instant).
