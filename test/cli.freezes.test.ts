@@ -3,52 +3,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { type CliFixture, startCliFixture } from './helpers/cli.ts';
 
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'shipclock.js');
-let server: TestServer;
-let dir: string;
-let configFile: string;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: dir, TZ: 'UTC', SHIPCLOCK_CONFIG: configFile },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+let fixture: CliFixture;
+const cli = (args: string[]) => fixture.home.cli(args);
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shipclock-cli-'));
-  configFile = path.join(dir, 'config.json');
-  server = await startTestServer();
-  for (const name of ['migrations', 'api']) {
-    const r = await server.api('POST', '/v1/apps', { name, target: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } }, server.adminToken);
-    assert.equal(r.status, 201);
-  }
-  const r = await cli(['login', '--url', server.url, '--email', server.adminEmail, '--password', server.adminPassword]);
-  assert.equal(r.code, 0, r.stderr);
+  fixture = await startCliFixture({ apps: ['migrations', 'api'] });
 });
 
 after(async () => {
-  await server?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await fixture?.stop();
 });
 
 test('freezes create (one-off, --apps by name), schedule prints the freeze and the next allowed time, release, ls, rm', async () => {
