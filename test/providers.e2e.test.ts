@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
+import type { DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
+import { type CloudFakes, startCloudFakes, storeCloudCredentials } from './helpers/cloud-fakes.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startWebhookReceiver } from './helpers/fake-webhook.ts';
-import { adminApi, type HoldingProxy, kill9, spawnShipclock, startHoldingProxy } from './helpers/processes.ts';
+import { adminApi, endedRow, type HoldingProxy, kill9, spawnShipclock, startHoldingProxy } from './helpers/processes.ts';
 import { assertNoSecret } from './helpers/secrets.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
@@ -25,31 +26,17 @@ describe('ecs and digitalocean through the scheduler', () => {
   let awsCred: string;
   let doCred: string;
   let n = 0;
-  const saved = { ecs: process.env.AWS_ENDPOINT_URL_ECS, do: process.env.SHIPCLOCK_DIGITALOCEAN_API_URL };
+  let fakes: CloudFakes;
 
   before(async () => {
-    ecs = await startEcsFake({ region: 'us-east-1' });
-    dof = await startDigitaloceanFake();
-    ecs.acceptedAccessKeyId = AWS_KEY.access_key_id;
-    // The providers read these when they call (the SDK when it builds its client).
-    process.env.AWS_ENDPOINT_URL_ECS = ecs.url;
-    process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = dof.url;
+    fakes = await startCloudFakes(AWS_KEY);
+    ({ ecs, dof } = fakes);
     s = await startTestServer();
-    const a = await s.api('POST', '/v1/credentials', { name: 'aws-prod', provider: 'aws', ...AWS_KEY }, s.adminToken);
-    assert.equal(a.status, 201, JSON.stringify(a.body));
-    awsCred = a.body.id;
-    const d = await s.api('POST', '/v1/credentials', { name: 'do-prod', provider: 'digitalocean', token: dof.token }, s.adminToken);
-    assert.equal(d.status, 201, JSON.stringify(d.body));
-    doCred = d.body.id;
+    ({ aws: awsCred, digitalocean: doCred } = await storeCloudCredentials(s, fakes, AWS_KEY));
   });
   after(async () => {
     await s?.stop();
-    await ecs?.close();
-    await dof?.close();
-    for (const [k, v] of [['AWS_ENDPOINT_URL_ECS', saved.ecs], ['SHIPCLOCK_DIGITALOCEAN_API_URL', saved.do]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await fakes?.close();
   });
 
   async function ecsApp(extra: Record<string, unknown> = {}) {
@@ -393,10 +380,7 @@ describe('crash mid-rollout with real processes (SIGKILL)', () => {
 
     // 3. C follows it to the end.
     await spawnShipclock('worker', env, children);
-    const end = await eventually(async () => {
-      const r = (await db.pool.query('SELECT state, error, log, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
-      return FINAL.has(r.state) ? r : null;
-    }, 40_000, 'the deployment to end');
+    const end = await endedRow(db.pool, d.id, 40_000);
     assert.equal(end.state, 'succeeded', JSON.stringify(end));
     assert.equal(end.provider_ref.ecs_deployment_id, primary.id);
     assert.equal(ecs.count('UpdateService'), 1, 'exactly one UpdateService in total');

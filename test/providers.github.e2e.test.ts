@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../src/observability/logger.ts';
 import { FULL_WORKFLOW, startGithubFake, type GithubFake } from './fakes/github-fake.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { adminApi, type HoldingProxy, kill9, spawnShipclock, startHoldingProxy } from './helpers/processes.ts';
+import { adminApi, endedRow, type HoldingProxy, kill9, spawnShipclock, startHoldingProxy } from './helpers/processes.ts';
 import { assertNoSecret } from './helpers/secrets.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
@@ -205,10 +205,7 @@ describe('github_actions: crash mid-dispatch with real processes (SIGKILL)', () 
 
     // 2. B recovers it after A's lease lapses: finds the run by its marker and follows it to the end.
     const b = await spawnShipclock('worker', env, children);
-    const end = await eventually(async () => {
-      const r = (await db.pool.query('SELECT state, error, log, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
-      return FINAL.has(r.state) ? r : null;
-    }, 60_000, 'the deployment to end');
+    const end = await endedRow(db.pool, d.id, 60_000);
     assert.equal(end.state, 'succeeded', JSON.stringify(end));
     const [run] = gh.runs('acme/crash');
     assert.equal(end.provider_ref.run_id, String(run.id));

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../src/observability/logger.ts';
 import { startKubernetesFake, type KubernetesFake } from './fakes/kubernetes-fake.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { adminApi, kill9, spawnShipclock } from './helpers/processes.ts';
+import { adminApi, endedRow, kill9, spawnShipclock } from './helpers/processes.ts';
 import { assertNoSecret as assertNoSecretIn } from './helpers/secrets.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
@@ -185,10 +185,7 @@ describe('kubernetes: crash mid-rollout with real processes (SIGKILL)', () => {
 
     // 2. B recovers it after A's lease lapses: finds its own change on the Deployment, follows it to the end.
     const b = await spawnShipclock('worker', env, children);
-    const end = await eventually(async () => {
-      const r = (await db.pool.query('SELECT state, error, log, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
-      return FINAL.has(r.state) ? r : null;
-    }, 60_000, 'the deployment to end');
+    const end = await endedRow(db.pool, d.id, 60_000);
     assert.equal(end.state, 'succeeded', JSON.stringify(end));
     assert.equal(fake.patches().length, 1, 'exactly one PATCH in total');
     assert.match(end.log, /already carries this deployment's change \(generation 2\); following it/);

@@ -12,9 +12,10 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { deploymentDetails } from '../src/cli/client/format.ts';
 import { createLogger } from '../src/observability/logger.ts';
-import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
+import type { DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
 import { startKubernetesFake } from './fakes/kubernetes-fake.ts';
+import { type CloudFakes, startCloudFakes, storeCloudCredentials } from './helpers/cloud-fakes.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { addMember } from './helpers/accounts.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
@@ -35,33 +36,20 @@ describe('rollback through the scheduler', () => {
   let doCred: string;
   let n = 0;
   let logged = '';
-  const saved = { ecs: process.env.AWS_ENDPOINT_URL_ECS, do: process.env.SHIPCLOCK_DIGITALOCEAN_API_URL };
+  let fakes: CloudFakes;
 
   before(async () => {
-    ecs = await startEcsFake({ region: 'us-east-1' });
-    dof = await startDigitaloceanFake();
+    fakes = await startCloudFakes(AWS_KEY);
+    ({ ecs, dof } = fakes);
     hook = await startWebhookReceiver();
-    ecs.acceptedAccessKeyId = AWS_KEY.access_key_id;
-    process.env.AWS_ENDPOINT_URL_ECS = ecs.url;
-    process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = dof.url;
     const sink = new Writable({ write(chunk, _e, cb) { logged += chunk; cb(); } });
     s = await startTestServer({ logger: createLogger('info', sink), env: { LOG_LEVEL: 'info' } });
-    const a = await s.api('POST', '/v1/credentials', { name: 'aws', provider: 'aws', ...AWS_KEY }, s.adminToken);
-    assert.equal(a.status, 201, JSON.stringify(a.body));
-    awsCred = a.body.id;
-    const d = await s.api('POST', '/v1/credentials', { name: 'do', provider: 'digitalocean', token: dof.token }, s.adminToken);
-    assert.equal(d.status, 201, JSON.stringify(d.body));
-    doCred = d.body.id;
+    ({ aws: awsCred, digitalocean: doCred } = await storeCloudCredentials(s, fakes, AWS_KEY));
   });
   after(async () => {
     await s?.stop();
-    await ecs?.close();
-    await dof?.close();
+    await fakes?.close();
     await hook?.close();
-    for (const [k, v] of [['AWS_ENDPOINT_URL_ECS', saved.ecs], ['SHIPCLOCK_DIGITALOCEAN_API_URL', saved.do]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
   });
 
   async function app(target: Record<string, unknown>, extra: Record<string, unknown> = { on_failure: 'rollback' }) {

@@ -41,6 +41,16 @@ export async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.Proce
   return { child, url, pid: child.pid!, output: () => out, exited, alive: () => child.exitCode === null && child.signalCode === null };
 }
 
+const FINAL_STATES = ['succeeded', 'failed', 'canceled', 'skipped', 'missed'];
+
+/** The deployment's row (`columns`) once it is in a final state, polled in the database. */
+export async function endedRow(pool: pg.Pool, id: string, timeoutMs: number, columns = 'state, error, log, provider_ref') {
+  return eventually(async () => {
+    const r = (await pool.query(`SELECT ${columns} FROM deployments WHERE id = $1`, [id])).rows[0];
+    return FINAL_STATES.includes(r.state) ? r : null;
+  }, timeoutMs, 'the deployment to end');
+}
+
 /** SIGKILL, then waits for the exit. */
 export async function kill9(p: Proc): Promise<void> {
   if (p.alive()) p.child.kill('SIGKILL');
