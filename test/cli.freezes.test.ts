@@ -1,20 +1,11 @@
 /**
  * `shipclock freezes …`, `release` and `schedule` on a freeze, end to end: the real executable against an in-process server.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type CliFixture, startCliFixture } from './helpers/cli.ts';
+import { withCliFixture } from './helpers/cli.ts';
 
-let fixture: CliFixture;
-const cli = (args: string[]) => fixture.home.cli(args);
-
-before(async () => {
-  fixture = await startCliFixture({ apps: ['migrations', 'api'] });
-});
-
-after(async () => {
-  await fixture?.stop();
-});
+const { cli } = withCliFixture({ apps: ['migrations', 'api'] });
 
 test('freezes create (one-off, --apps by name), schedule prints the freeze and the next allowed time, release, ls, rm', async () => {
   const scheduled = await cli(['schedule', 'api', '--at', '2031-12-24 12:00', '--tz', 'Europe/Berlin', '--json']);

@@ -1,20 +1,11 @@
 /**
  * `shipclock schedules …` end to end: the real executable against an in-process server.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type CliFixture, startCliFixture } from './helpers/cli.ts';
+import { withCliFixture } from './helpers/cli.ts';
 
-let fixture: CliFixture;
-const cli = (args: string[]) => fixture.home.cli(args);
-
-before(async () => {
-  fixture = await startCliFixture({ apps: ['migrations', 'api'] });
-});
-
-after(async () => {
-  await fixture?.stop();
-});
+const { cli } = withCliFixture({ apps: ['migrations', 'api'] });
 
 test('schedules create (by app name, --after, --lead), ls, pause, resume, rm', async () => {
   const c = await cli(['schedules', 'create', 'api', '--cron', '30 9 * * 1-5', '--tz', 'Europe/Berlin', '--after', 'migrations', '--lead', '15m', '--json']);

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startTestServer, type TestServer } from './server.ts';
 
@@ -93,4 +94,19 @@ export async function startCliFixture(opts: { apps?: string[]; login?: boolean; 
       home.remove();
     },
   };
+}
+
+/**
+ * startCliFixture in the calling file's before() (or its describe's), stopped in its after():
+ * for the files whose set-up is nothing else. `cli` runs the client with the fixture's home.
+ */
+export function withCliFixture(opts: Parameters<typeof startCliFixture>[0] = {}): { cli(args: string[], env?: NodeJS.ProcessEnv): Promise<CliRun>; fixture(): CliFixture } {
+  let fixture: CliFixture | undefined;
+  before(async () => { fixture = await startCliFixture(opts); });
+  after(async () => { await fixture?.stop(); });
+  const started = () => {
+    if (!fixture) throw new Error('the CLI fixture is not started yet: use it inside a test');
+    return fixture;
+  };
+  return { cli: (args, env) => started().home.cli(args, env), fixture: started };
 }
