@@ -2,7 +2,8 @@
 // `npm test`: runs every *.test.ts under src/ and test/ with node's own test runner.
 // With TEST_DATABASE_URL (a server where the user may CREATE DATABASE), tests use it; without,
 // an embedded PostgreSQL is started for the run and removed after. Each test file creates its
-// own database on that server, so files run in parallel without seeing each other's rows.
+// own database on that server (a copy of a migrated template: test/helpers/db.ts), so files run
+// in parallel without seeing each other's rows.
 // Arguments: file paths or substrings to select test files (e.g. `npm test -- time`).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
