@@ -2,7 +2,8 @@
 // `npm test`: runs every *.test.ts under src/ and test/ with node's own test runner.
 // With TEST_DATABASE_URL (a server where the user may CREATE DATABASE), tests use it; without,
 // an embedded PostgreSQL is started for the run and removed after. Each test file creates its
-// own database on that server, so files run in parallel without seeing each other's rows.
+// own database on that server (a copy of a migrated template: test/helpers/db.ts), so files run
+// in parallel without seeing each other's rows.
 // Arguments: file paths or substrings to select test files (e.g. `npm test -- time`).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -52,7 +53,10 @@ if (files.some((f) => f.includes(`${path.sep}browser${path.sep}`))) {
   console.log(`# browser tests use ${chromium.source}: ${chromium.path}`);
 }
 
-const concurrency = process.env.TEST_CONCURRENCY || '2';
+// 3 files at once: most of a file is waiting for scheduled instants. On a 10-file subset (2 cores,
+// other work on the machine) 3 took 164 s, 2 took 230 s, 4 took 183 s (its files slowed down
+// each other: the CLI tests' child processes, several servers). .ci/run runs two of these side by side.
+const concurrency = process.env.TEST_CONCURRENCY || '3';
 // --test-force-exit: a file whose test failed before closing a server or a child process would
 // otherwise keep its process (and the whole run) alive for ever. --test-timeout: a test stuck on
 // something that never comes fails after TEST_TIMEOUT_MS (default 10 minutes) instead of hanging CI.

@@ -4,57 +4,28 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { addMember } from './helpers/accounts.ts';
-import { startTestServer, type TestServer, utcFields } from './helpers/server.ts';
+import { type CliFixture, startCliFixture } from './helpers/cli.ts';
+import { type TestServer, utcFields } from './helpers/server.ts';
 
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'shipclock.js');
+let fixture: CliFixture;
 let server: TestServer;
-let dir: string;
-let configFile: string;
 let appId: string;
-
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: dir, TZ: 'UTC', SHIPCLOCK_CONFIG: configFile },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => fixture.home.cli(args);
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shipclock-cli-appr-'));
-  configFile = path.join(dir, 'config.json');
-  server = await startTestServer();
+  fixture = await startCliFixture({ login: false, prefix: 'shipclock-cli-appr-' });
+  server = fixture.server;
   const team = (await server.api('GET', '/v1/me', undefined, server.adminToken)).body.team.id;
   await addMember(server, team, 'second@example.com', 'second-password-1', 'deployer');
   const r = await server.api('POST', '/v1/apps', { name: 'api', target: { type: 'webhook', url: 'http://127.0.0.1:9/' }, approval: { required: 2 } }, server.adminToken);
   assert.equal(r.status, 201, JSON.stringify(r.body));
   appId = r.body.id;
-  const login = await cli(['login', '--url', server.url, '--email', 'second@example.com', '--password', 'second-password-1']);
-  assert.equal(login.code, 0, login.stderr);
+  await fixture.home.login(server.url, 'second@example.com', 'second-password-1');
 });
 
 after(async () => {
-  await server?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await fixture?.stop();
 });
 
 test('approve, reject and ls show the approval state', async () => {

@@ -1,55 +1,11 @@
 /**
  * `shipclock freezes …`, `release` and `schedule` on a freeze, end to end: the real executable against an in-process server.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { withCliFixture } from './helpers/cli.ts';
 
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'shipclock.js');
-let server: TestServer;
-let dir: string;
-let configFile: string;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: dir, TZ: 'UTC', SHIPCLOCK_CONFIG: configFile },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shipclock-cli-'));
-  configFile = path.join(dir, 'config.json');
-  server = await startTestServer();
-  for (const name of ['migrations', 'api']) {
-    const r = await server.api('POST', '/v1/apps', { name, target: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } }, server.adminToken);
-    assert.equal(r.status, 201);
-  }
-  const r = await cli(['login', '--url', server.url, '--email', server.adminEmail, '--password', server.adminPassword]);
-  assert.equal(r.code, 0, r.stderr);
-});
-
-after(async () => {
-  await server?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const { cli } = withCliFixture({ apps: ['migrations', 'api'] });
 
 test('freezes create (one-off, --apps by name), schedule prints the freeze and the next allowed time, release, ls, rm', async () => {
   const scheduled = await cli(['schedule', 'api', '--at', '2031-12-24 12:00', '--tz', 'Europe/Berlin', '--json']);

@@ -4,42 +4,19 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startTestServer, type TestServer, utcFields } from './helpers/server.ts';
+import { type CliFixture, startCliFixture } from './helpers/cli.ts';
+import { type TestServer, utcFields } from './helpers/server.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
 
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'shipclock.js');
+let fixture: CliFixture;
 let server: TestServer;
 let ok: WebhookReceiver;
 let broken: WebhookReceiver;
 let dir: string;
 let configFile: string;
-
-interface Run { code: number | null; stdout: string; stderr: string }
-
-/** Runs the CLI asynchronously (the server lives in this process, so never block the loop). */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: dir, TZ: 'UTC', SHIPCLOCK_CONFIG: configFile, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], env?: NodeJS.ProcessEnv) => fixture.home.cli(args, env);
 
 /** "YYYY-MM-DD HH:MM:SS" in UTC, `ms` from now, rounded up to a whole second. */
 function utcAt(ms: number): string {
@@ -48,9 +25,9 @@ function utcAt(ms: number): string {
 }
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shipclock-cli-'));
-  configFile = path.join(dir, 'conf', 'config.json');
-  server = await startTestServer();
+  // Not logged in: the first test logs in. The config file's folder does not exist yet.
+  fixture = await startCliFixture({ login: false, configFile: path.join('conf', 'config.json') });
+  ({ server, home: { dir, configFile } } = fixture);
   ok = await startWebhookReceiver();
   broken = await startWebhookReceiver();
   broken.respondWith(500);
@@ -63,8 +40,7 @@ before(async () => {
 after(async () => {
   await ok?.close();
   await broken?.close();
-  await server?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await fixture?.stop();
 });
 
 test('login keeps the token in a 0600 config file', async () => {

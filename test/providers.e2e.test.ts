@@ -4,16 +4,15 @@
  * DigitalOcean (reached through AWS_ENDPOINT_URL_ECS and SHIPCLOCK_DIGITALOCEAN_API_URL).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { freePort } from '../src/db/embedded.ts';
-import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
+import type { DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
+import { type CloudFakes, startCloudFakes, storeCloudCredentials } from './helpers/cloud-fakes.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startWebhookReceiver } from './helpers/fake-webhook.ts';
+import { adminApi, endedRow, type HoldingProxy, kill9, spawnShipclock, startHoldingProxy } from './helpers/processes.ts';
+import { assertNoSecret } from './helpers/secrets.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped', 'missed']);
@@ -27,31 +26,17 @@ describe('ecs and digitalocean through the scheduler', () => {
   let awsCred: string;
   let doCred: string;
   let n = 0;
-  const saved = { ecs: process.env.AWS_ENDPOINT_URL_ECS, do: process.env.SHIPCLOCK_DIGITALOCEAN_API_URL };
+  let fakes: CloudFakes;
 
   before(async () => {
-    ecs = await startEcsFake({ region: 'us-east-1' });
-    dof = await startDigitaloceanFake();
-    ecs.acceptedAccessKeyId = AWS_KEY.access_key_id;
-    // The providers read these when they call (the SDK when it builds its client).
-    process.env.AWS_ENDPOINT_URL_ECS = ecs.url;
-    process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = dof.url;
+    fakes = await startCloudFakes(AWS_KEY);
+    ({ ecs, dof } = fakes);
     s = await startTestServer();
-    const a = await s.api('POST', '/v1/credentials', { name: 'aws-prod', provider: 'aws', ...AWS_KEY }, s.adminToken);
-    assert.equal(a.status, 201, JSON.stringify(a.body));
-    awsCred = a.body.id;
-    const d = await s.api('POST', '/v1/credentials', { name: 'do-prod', provider: 'digitalocean', token: dof.token }, s.adminToken);
-    assert.equal(d.status, 201, JSON.stringify(d.body));
-    doCred = d.body.id;
+    ({ aws: awsCred, digitalocean: doCred } = await storeCloudCredentials(s, fakes, AWS_KEY));
   });
   after(async () => {
     await s?.stop();
-    await ecs?.close();
-    await dof?.close();
-    for (const [k, v] of [['AWS_ENDPOINT_URL_ECS', saved.ecs], ['SHIPCLOCK_DIGITALOCEAN_API_URL', saved.do]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await fakes?.close();
   });
 
   async function ecsApp(extra: Record<string, unknown> = {}) {
@@ -109,7 +94,7 @@ describe('ecs and digitalocean through the scheduler', () => {
     assert.match(end.log, /tasks desired 2, pending \d, running \d/);
     assert.ok(end.events.some((e: { message: string }) => e.message?.includes(primary.id)), JSON.stringify(end.events));
     // The API shows no secret anywhere in it.
-    assert.ok(!JSON.stringify(end).includes(AWS_KEY.secret_access_key));
+    assertNoSecret('the deployment', JSON.stringify(end), [AWS_KEY.secret_access_key]);
   });
 
   it('digitalocean: creates one deployment, follows it to ACTIVE, and shows its id and console link', async () => {
@@ -124,7 +109,7 @@ describe('ecs and digitalocean through the scheduler', () => {
     assert.equal(ref.console_url, `https://cloud.digitalocean.com/apps/${app.appId}/deployments/${ref.do_deployment_id}`);
     assert.equal(ref.phase, 'ACTIVE');
     assert.ok(end.log.includes(`DigitalOcean deployment ${ref.do_deployment_id} created for app ${app.appId} (forced build)`), end.log);
-    assert.ok(!JSON.stringify(end).includes(dof.token));
+    assertNoSecret('the deployment', JSON.stringify(end), [dof.token]);
   });
 
   it('a failed ECS rollout ends failed with its reason', async () => {
@@ -211,7 +196,7 @@ describe('ecs and digitalocean through the scheduler', () => {
       const c = await s.api('POST', `/v1/scheduled_deployments/${d.id}/cancel`, undefined, s.adminToken);
       assert.equal(c.status, 409, JSON.stringify(c.body));
       assert.equal(c.body.error.code, 'cancel_refused');
-      assert.ok(!c.body.error.message.includes(dof.token), 'the token is not in the message');
+      assertNoSecret('the error message', c.body.error.message, [dof.token]);
       const after = await get(d.id);
       assert.equal(after.state, 'running');
       const lease = await s.db.pool.query('SELECT lease_owner FROM deployments WHERE id = $1', [d.id]);
@@ -344,106 +329,58 @@ describe('ecs and digitalocean through the scheduler', () => {
  * following it, and a third follows it to the end — one UpdateService in all.
  */
 describe('crash mid-rollout with real processes (SIGKILL)', () => {
-  const BIN = path.resolve('bin/shipclock.js');
   let db: TestDatabase;
   let ecs: EcsFake;
-  let proxy: http.Server;
-  let proxyUrl: string;
-  let holdUpdate = true;
-  let held: () => void;
-  const heldUpdate = new Promise<void>((r) => { held = r; });
+  let proxy: HoldingProxy;
   const children: ChildProcess[] = [];
 
   before(async () => {
     db = await createTestDatabase({ migrate: false });
     ecs = await startEcsFake({ region: 'us-east-1' });
     ecs.addService({ cluster: 'crash', service: 'api', taskDefinition: { ...TASK_DEF, family: 'api' } });
-    // In front of the fake: forwards every call, but keeps UpdateService's answer from the
-    // caller while holdUpdate is set (the call reaches ECS and takes effect; the caller dies waiting).
-    proxy = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', async () => {
-        const upstream = await fetch(ecs.url + (req.url ?? '/'), {
-          method: req.method, body: Buffer.concat(chunks),
-          headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)).map(([k, v]) => [k, String(v)])),
-        });
-        const body = Buffer.from(await upstream.arrayBuffer());
-        if (holdUpdate && req.headers['x-amz-target'] === `${ECS_TARGET_PREFIX}UpdateService`) {
-          held();
-          return; // never answered
-        }
-        res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
-        res.end(body);
-      });
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // In front of the fake: keeps UpdateService's answer from the caller (the call reaches ECS
+    // and takes effect; the caller dies waiting).
+    proxy = await startHoldingProxy(ecs.url, (req) => req.headers['x-amz-target'] === `${ECS_TARGET_PREFIX}UpdateService`);
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
-    proxy?.closeAllConnections();
-    await new Promise((r) => proxy?.close(r));
+    await proxy?.close();
     await ecs?.close();
     await db?.drop();
   });
 
-  async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.ProcessEnv) {
-    const port = await freePort();
-    const child = spawn(process.execPath, [BIN, role], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (c) => { out += c; });
-    child.stderr!.on('data', (c) => { out += c; });
-    const url = `http://127.0.0.1:${port}`;
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${out}`);
-      return (await fetch(`${url}/readyz`)).ok;
-    }, 60_000, `${role} to be ready`);
-    return { child, url };
-  }
-
-  const kill9 = (c: ChildProcess) => new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
-
   it('is followed to the end after two SIGKILLs, with exactly one UpdateService', async () => {
-    const env = testEnv(db.url, { AWS_ENDPOINT_URL_ECS: proxyUrl, SHIPCLOCK_LEASE_SECONDS: '5' });
-    const a = await spawnShipclock('serve', env);
-    const api = async (method: string, p: string, body?: unknown, token?: string) => {
-      const res = await fetch(a.url + p, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-      return { status: res.status, body: await res.json() as any };
-    };
-    const token = (await api('POST', '/v1/auth/login', { email: env.SHIPCLOCK_ADMIN_EMAIL, password: env.SHIPCLOCK_ADMIN_PASSWORD })).body.access_token;
-    const cred = (await api('POST', '/v1/credentials', { name: 'aws', provider: 'aws', ...AWS_KEY }, token)).body.id;
-    const app = await api('POST', '/v1/apps', { name: 'api', target: { type: 'ecs', region: 'us-east-1', cluster: 'crash', service: 'api', image: 'registry.example/api:2', credentials: cred, poll_interval_seconds: 1 } }, token);
+    const env = testEnv(db.url, { AWS_ENDPOINT_URL_ECS: proxy.url, SHIPCLOCK_LEASE_SECONDS: '5' });
+    const a = await spawnShipclock('serve', env, children);
+    const api = await adminApi(a, env);
+    const cred = (await api('POST', '/v1/credentials', { name: 'aws', provider: 'aws', ...AWS_KEY })).body.id;
+    const app = await api('POST', '/v1/apps', { name: 'api', target: { type: 'ecs', region: 'us-east-1', cluster: 'crash', service: 'api', image: 'registry.example/api:2', credentials: cred, poll_interval_seconds: 1 } });
     assert.equal(app.status, 201, JSON.stringify(app.body));
     ecs.rolloutPolls = 8;
-    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) }, token)).body.result;
+    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) })).body.result;
 
     // 1. A dies with its UpdateService in flight (it took effect at ECS).
-    await heldUpdate;
-    await kill9(a.child);
-    holdUpdate = false;
+    await proxy.held;
+    await kill9(a);
+    proxy.stopHolding();
     assert.equal(ecs.count('UpdateService'), 1);
     const r1 = (await db.pool.query('SELECT state, phase, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
     assert.deepEqual([r1.state, r1.phase, r1.provider_ref], ['running', 'executing', null], 'nothing was recorded of what A started');
 
     // 2. B recovers it (after A's lease lapses): finds the ECS deployment A made, follows it; dies following.
-    const b = await spawnShipclock('worker', env);
+    const b = await spawnShipclock('worker', env, children);
     const r2 = await eventually(async () => {
       const r = (await db.pool.query('SELECT phase, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
       return r.phase === 'following' && r.provider_ref?.ecs_deployment_id ? r : null;
     }, 20_000, 'B to follow the rollout');
-    await kill9(b.child);
+    await kill9(b);
     const primary = ecs.deployments('crash', 'api').find((x) => x.status === 'PRIMARY')!;
     assert.equal(r2.provider_ref.ecs_deployment_id, primary.id, 'B follows the deployment A started');
     assert.equal(r2.provider_ref.task_definition_revision, 2);
 
     // 3. C follows it to the end.
-    await spawnShipclock('worker', env);
-    const end = await eventually(async () => {
-      const r = (await db.pool.query('SELECT state, error, log, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
-      return FINAL.has(r.state) ? r : null;
-    }, 40_000, 'the deployment to end');
+    await spawnShipclock('worker', env, children);
+    const end = await endedRow(db.pool, d.id, 40_000);
     assert.equal(end.state, 'succeeded', JSON.stringify(end));
     assert.equal(end.provider_ref.ecs_deployment_id, primary.id);
     assert.equal(ecs.count('UpdateService'), 1, 'exactly one UpdateService in total');

@@ -4,16 +4,14 @@
  * (reached through the credential's api_url, http being allowed for localhost only).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { freePort } from '../src/db/embedded.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { FULL_WORKFLOW, startGithubFake, type GithubFake } from './fakes/github-fake.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { adminApi, endedRow, type HoldingProxy, kill9, spawnShipclock, startHoldingProxy } from './helpers/processes.ts';
+import { assertNoSecret } from './helpers/secrets.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped', 'missed']);
@@ -38,8 +36,8 @@ describe('github_actions through the scheduler', () => {
     await s?.stop();
     await gh?.close();
     // No response and no log line carries the token.
-    assert.ok(!answers.join('\n').includes(gh.token), 'the token is in a response');
-    assert.ok(!logs.includes(gh.token), 'the token is in a log line');
+    assertNoSecret('a response', answers.join('\n'), [gh.token]);
+    assertNoSecret('a log line', logs, [gh.token]);
   });
 
   async function api(method: string, p: string, body?: unknown) {
@@ -167,14 +165,9 @@ describe('github_actions through the scheduler', () => {
 });
 
 describe('github_actions: crash mid-dispatch with real processes (SIGKILL)', () => {
-  const BIN = path.resolve('bin/shipclock.js');
   let db: TestDatabase;
   let gh: GithubFake;
-  let proxy: http.Server;
-  let proxyUrl: string;
-  let holdDispatch = true;
-  let held: () => void;
-  const heldDispatch = new Promise<void>((r) => { held = r; });
+  let proxy: HoldingProxy;
   const children: ChildProcess[] = [];
 
   before(async () => {
@@ -182,85 +175,42 @@ describe('github_actions: crash mid-dispatch with real processes (SIGKILL)', () 
     gh = await startGithubFake();
     gh.addWorkflow('acme/crash', 'deploy.yml', FULL_WORKFLOW);
     gh.runPolls = 6;
-    // In front of the fake: forwards every call, but keeps the dispatch's answer from the caller
-    // while holdDispatch is set (GitHub accepted it and the run exists; the caller dies waiting).
-    proxy = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', async () => {
-        const upstream = await fetch(gh.url + (req.url ?? '/'), {
-          method: req.method, body: req.method === 'GET' ? undefined : Buffer.concat(chunks),
-          headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)).map(([k, v]) => [k, String(v)])),
-        });
-        const body = Buffer.from(await upstream.arrayBuffer());
-        if (holdDispatch && req.method === 'POST' && (req.url ?? '').endsWith('/dispatches')) {
-          held();
-          return; // never answered
-        }
-        res.writeHead(upstream.status, Object.fromEntries([...upstream.headers].filter(([k]) => !['content-length', 'transfer-encoding', 'connection', 'content-encoding'].includes(k))));
-        res.end(body);
-      });
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // In front of the fake: keeps the dispatch's answer from the caller (GitHub accepted it and
+    // the run exists; the caller dies waiting).
+    proxy = await startHoldingProxy(gh.url, (req) => req.method === 'POST' && (req.url ?? '').endsWith('/dispatches'));
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
-    proxy?.closeAllConnections();
-    await new Promise((r) => proxy?.close(r));
+    await proxy?.close();
     await gh?.close();
     await db?.drop();
   });
 
-  async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.ProcessEnv) {
-    const port = await freePort();
-    const child = spawn(process.execPath, [BIN, role], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (c) => { out += c; });
-    child.stderr!.on('data', (c) => { out += c; });
-    const url = `http://127.0.0.1:${port}`;
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${out}`);
-      return (await fetch(`${url}/readyz`)).ok;
-    }, 60_000, `${role} to be ready`);
-    return { child, url, output: () => out };
-  }
-
-  const kill9 = (c: ChildProcess) => new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
-
   it('a process killed while its dispatch was in flight: the next one finds the run by its marker and follows it, one dispatch in all', async () => {
     const env = testEnv(db.url, { SHIPCLOCK_LEASE_SECONDS: '5', SHIPCLOCK_GITHUB_RUN_LIST_LAG_SECONDS: '2', LOG_LEVEL: 'debug' });
-    const a = await spawnShipclock('serve', env);
-    const api = async (method: string, p: string, body?: unknown, token?: string) => {
-      const res = await fetch(a.url + p, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-      return { status: res.status, body: await res.json() as any };
-    };
-    const token = (await api('POST', '/v1/auth/login', { email: env.SHIPCLOCK_ADMIN_EMAIL, password: env.SHIPCLOCK_ADMIN_PASSWORD })).body.access_token;
-    const cred = (await api('POST', '/v1/credentials', { name: 'gh', provider: 'github', token: gh.token, api_url: proxyUrl }, token)).body.id;
-    const app = await api('POST', '/v1/apps', { name: 'crash', target: { type: 'github_actions', credentials: cred, repository: 'acme/crash', workflow: 'deploy.yml', ref: 'main', poll_interval_seconds: 1 } }, token);
+    const a = await spawnShipclock('serve', env, children);
+    const api = await adminApi(a, env);
+    const cred = (await api('POST', '/v1/credentials', { name: 'gh', provider: 'github', token: gh.token, api_url: proxy.url })).body.id;
+    const app = await api('POST', '/v1/apps', { name: 'crash', target: { type: 'github_actions', credentials: cred, repository: 'acme/crash', workflow: 'deploy.yml', ref: 'main', poll_interval_seconds: 1 } });
     assert.equal(app.status, 201, JSON.stringify(app.body));
-    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) }, token)).body.result;
+    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) })).body.result;
 
     // 1. A dies with its dispatch in flight (GitHub accepted it: the run exists).
-    await heldDispatch;
-    await kill9(a.child);
-    holdDispatch = false;
+    await proxy.held;
+    await kill9(a);
+    proxy.stopHolding();
     assert.equal(gh.dispatches(), 1);
     const r1 = (await db.pool.query('SELECT state, phase, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
     assert.deepEqual([r1.state, r1.phase, r1.provider_ref], ['running', 'executing', null], 'nothing was recorded of what A started');
 
     // 2. B recovers it after A's lease lapses: finds the run by its marker and follows it to the end.
-    const b = await spawnShipclock('worker', env);
-    const end = await eventually(async () => {
-      const r = (await db.pool.query('SELECT state, error, log, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
-      return FINAL.has(r.state) ? r : null;
-    }, 60_000, 'the deployment to end');
+    const b = await spawnShipclock('worker', env, children);
+    const end = await endedRow(db.pool, d.id, 60_000);
     assert.equal(end.state, 'succeeded', JSON.stringify(end));
     const [run] = gh.runs('acme/crash');
     assert.equal(end.provider_ref.run_id, String(run.id));
     assert.equal(gh.dispatches(), 1, 'exactly one dispatch in total');
     assert.match(end.log, new RegExp(`found GitHub Actions run ${run.id} from the interrupted start by its marker ${d.id}; following it`));
-    assert.ok(!b.output().includes(gh.token) && !a.output().includes(gh.token), 'the token is in no log line');
+    assertNoSecret('a log line', a.output() + b.output(), [gh.token]);
   });
 });

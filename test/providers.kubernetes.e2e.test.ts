@@ -5,14 +5,14 @@
  * secret of a kubeconfig or token reaches a response, a log line or an error.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { freePort } from '../src/db/embedded.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { startKubernetesFake, type KubernetesFake } from './fakes/kubernetes-fake.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { adminApi, endedRow, kill9, spawnShipclock } from './helpers/processes.ts';
+import { assertNoSecret as assertNoSecretIn } from './helpers/secrets.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped', 'missed']);
@@ -39,9 +39,7 @@ describe('kubernetes through the scheduler', () => {
 
   /** Every secret the credentials of this file hold. */
   const secrets = () => [fake.token, fake.kubeconfig()];
-  const assertNoSecret = (what: string, text: string) => {
-    for (const secret of secrets()) assert.ok(!text.includes(secret), `${what} holds a secret:\n${text.slice(0, 3000)}`);
-  };
+  const assertNoSecret = (what: string, text: string) => assertNoSecretIn(what, text, secrets());
 
   async function app(target: Record<string, unknown>, extra: Record<string, unknown> = {}) {
     n += 1;
@@ -150,7 +148,6 @@ describe('kubernetes through the scheduler', () => {
  * its own change on the Deployment and follows it to the end — one PATCH in all.
  */
 describe('kubernetes: crash mid-rollout with real processes (SIGKILL)', () => {
-  const BIN = path.resolve('bin/shipclock.js');
   let db: TestDatabase;
   let fake: KubernetesFake;
   const children: ChildProcess[] = [];
@@ -166,57 +163,33 @@ describe('kubernetes: crash mid-rollout with real processes (SIGKILL)', () => {
     await db?.drop();
   });
 
-  async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.ProcessEnv) {
-    const port = await freePort();
-    const child = spawn(process.execPath, [BIN, role], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (c) => { out += c; });
-    child.stderr!.on('data', (c) => { out += c; });
-    const url = `http://127.0.0.1:${port}`;
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${out}`);
-      return (await fetch(`${url}/readyz`)).ok;
-    }, 60_000, `${role} to be ready`);
-    return { child, url, output: () => out };
-  }
-
-  const kill9 = (c: ChildProcess) => new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGKILL'); });
-
   it('is recovered by the next process without a second patch', async () => {
     const env = testEnv(db.url, { SHIPCLOCK_LEASE_SECONDS: '5' });
-    const a = await spawnShipclock('serve', env);
-    const api = async (method: string, p: string, body?: unknown, token?: string) => {
-      const res = await fetch(a.url + p, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-      return { status: res.status, body: await res.json() as any };
-    };
-    const token = (await api('POST', '/v1/auth/login', { email: env.SHIPCLOCK_ADMIN_EMAIL, password: env.SHIPCLOCK_ADMIN_PASSWORD })).body.access_token;
-    const cred = await api('POST', '/v1/credentials', { name: 'cluster', provider: 'kubernetes', kubeconfig: fake.kubeconfig() }, token);
+    const a = await spawnShipclock('serve', env, children);
+    const api = await adminApi(a, env);
+    const cred = await api('POST', '/v1/credentials', { name: 'cluster', provider: 'kubernetes', kubeconfig: fake.kubeconfig() });
     assert.equal(cred.status, 201, JSON.stringify(cred.body));
-    const app = await api('POST', '/v1/apps', { name: 'api', target: { type: 'kubernetes', credentials: cred.body.id, namespace: 'crash', name: 'api', image: 'registry.example/api:2', poll_interval_seconds: 1 } }, token);
+    const app = await api('POST', '/v1/apps', { name: 'api', target: { type: 'kubernetes', credentials: cred.body.id, namespace: 'crash', name: 'api', image: 'registry.example/api:2', poll_interval_seconds: 1 } });
     assert.equal(app.status, 201, JSON.stringify(app.body));
     fake.rolloutPolls = 4;
     fake.holdPatchAnswers = true;
-    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) }, token)).body.result;
+    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) })).body.result;
 
     // 1. A dies with its PATCH in flight (it took effect in the cluster).
     await fake.held;
-    await kill9(a.child);
+    await kill9(a);
     fake.holdPatchAnswers = false;
     assert.equal(fake.patches().length, 1);
     const r1 = (await db.pool.query('SELECT state, phase, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
     assert.deepEqual([r1.state, r1.phase, r1.provider_ref], ['running', 'executing', null], 'nothing was recorded of what A did');
 
     // 2. B recovers it after A's lease lapses: finds its own change on the Deployment, follows it to the end.
-    const b = await spawnShipclock('worker', env);
-    const end = await eventually(async () => {
-      const r = (await db.pool.query('SELECT state, error, log, provider_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
-      return FINAL.has(r.state) ? r : null;
-    }, 60_000, 'the deployment to end');
+    const b = await spawnShipclock('worker', env, children);
+    const end = await endedRow(db.pool, d.id, 60_000);
     assert.equal(end.state, 'succeeded', JSON.stringify(end));
     assert.equal(fake.patches().length, 1, 'exactly one PATCH in total');
     assert.match(end.log, /already carries this deployment's change \(generation 2\); following it/);
     assert.equal(end.provider_ref.previous_image, 'registry.example/api:1', 'what a rollback needs was read back from the object');
-    assert.ok(!b.output().includes(fake.token), 'the token is not in the worker output');
+    assertNoSecretIn('the worker output', b.output(), [fake.token]);
   });
 });

@@ -8,19 +8,18 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { deploymentDetails } from '../src/cli/client/format.ts';
 import { createLogger } from '../src/observability/logger.ts';
-import { startDigitaloceanFake, type DigitaloceanFake } from './fakes/digitalocean-fake.ts';
+import type { DigitaloceanFake } from './fakes/digitalocean-fake.ts';
 import { ECS_TARGET_PREFIX, startEcsFake, type EcsFake } from './fakes/ecs-fake.ts';
 import { startKubernetesFake } from './fakes/kubernetes-fake.ts';
+import { type CloudFakes, startCloudFakes, storeCloudCredentials } from './helpers/cloud-fakes.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { addMember } from './helpers/accounts.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/fake-webhook.ts';
-import { type Proc, spawnShipclock } from './helpers/processes.ts';
+import { adminApi, type HoldingProxy, kill9, type Proc, spawnShipclock, startHoldingProxy } from './helpers/processes.ts';
 import { eventually, startTestServer, testEnv, type TestServer, utcFields } from './helpers/server.ts';
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped', 'missed']);
@@ -37,33 +36,20 @@ describe('rollback through the scheduler', () => {
   let doCred: string;
   let n = 0;
   let logged = '';
-  const saved = { ecs: process.env.AWS_ENDPOINT_URL_ECS, do: process.env.SHIPCLOCK_DIGITALOCEAN_API_URL };
+  let fakes: CloudFakes;
 
   before(async () => {
-    ecs = await startEcsFake({ region: 'us-east-1' });
-    dof = await startDigitaloceanFake();
+    fakes = await startCloudFakes(AWS_KEY);
+    ({ ecs, dof } = fakes);
     hook = await startWebhookReceiver();
-    ecs.acceptedAccessKeyId = AWS_KEY.access_key_id;
-    process.env.AWS_ENDPOINT_URL_ECS = ecs.url;
-    process.env.SHIPCLOCK_DIGITALOCEAN_API_URL = dof.url;
     const sink = new Writable({ write(chunk, _e, cb) { logged += chunk; cb(); } });
     s = await startTestServer({ logger: createLogger('info', sink), env: { LOG_LEVEL: 'info' } });
-    const a = await s.api('POST', '/v1/credentials', { name: 'aws', provider: 'aws', ...AWS_KEY }, s.adminToken);
-    assert.equal(a.status, 201, JSON.stringify(a.body));
-    awsCred = a.body.id;
-    const d = await s.api('POST', '/v1/credentials', { name: 'do', provider: 'digitalocean', token: dof.token }, s.adminToken);
-    assert.equal(d.status, 201, JSON.stringify(d.body));
-    doCred = d.body.id;
+    ({ aws: awsCred, digitalocean: doCred } = await storeCloudCredentials(s, fakes, AWS_KEY));
   });
   after(async () => {
     await s?.stop();
-    await ecs?.close();
-    await dof?.close();
+    await fakes?.close();
     await hook?.close();
-    for (const [k, v] of [['AWS_ENDPOINT_URL_ECS', saved.ecs], ['SHIPCLOCK_DIGITALOCEAN_API_URL', saved.do]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
   });
 
   async function app(target: Record<string, unknown>, extra: Record<string, unknown> = { on_failure: 'rollback' }) {
@@ -318,71 +304,42 @@ describe('rollback through the scheduler', () => {
 describe('crash mid-rollback with real processes (SIGKILL)', () => {
   let db: TestDatabase;
   let ecs: EcsFake;
-  let proxy: http.Server;
-  let proxyUrl: string;
+  let proxy: HoldingProxy;
   let updatesSeen = 0;
-  let held: () => void;
-  const heldUpdate = new Promise<void>((r) => { held = r; });
-  let holding = true;
   const procs: Proc[] = [];
 
   before(async () => {
     db = await createTestDatabase({ migrate: false });
     ecs = await startEcsFake({ region: 'us-east-1' });
     // Forwards every call to the fake, but never answers the second UpdateService (the rollback's).
-    proxy = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', async () => {
-        const upstream = await fetch(ecs.url + (req.url ?? '/'), {
-          method: req.method, body: Buffer.concat(chunks),
-          headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)).map(([k, v]) => [k, String(v)])),
-        });
-        const body = Buffer.from(await upstream.arrayBuffer());
-        if (req.headers['x-amz-target'] === `${ECS_TARGET_PREFIX}UpdateService` && ++updatesSeen === 2 && holding) {
-          held();
-          return;
-        }
-        res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
-        res.end(body);
-      });
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    proxy = await startHoldingProxy(ecs.url, (req) => req.headers['x-amz-target'] === `${ECS_TARGET_PREFIX}UpdateService` && ++updatesSeen === 2);
   });
   after(async () => {
     for (const p of procs) p.child.kill('SIGKILL');
-    proxy?.closeAllConnections();
-    await new Promise((r) => proxy?.close(r));
+    await proxy?.close();
     await ecs?.close();
     await db?.drop();
   });
 
-  const kill9 = (p: Proc) => new Promise<void>((r) => { p.child.once('exit', () => r()); p.child.kill('SIGKILL'); });
-
   it('is resumed by another process without a second UpdateService', async () => {
-    const env = testEnv(db.url, { AWS_ENDPOINT_URL_ECS: proxyUrl, SHIPCLOCK_LEASE_SECONDS: '5', LOG_LEVEL: 'info' });
+    const env = testEnv(db.url, { AWS_ENDPOINT_URL_ECS: proxy.url, SHIPCLOCK_LEASE_SECONDS: '5', LOG_LEVEL: 'info' });
     const a = await spawnShipclock('serve', env);
     procs.push(a);
-    const api = async (method: string, p: string, body?: unknown, token?: string) => {
-      const res = await fetch(a.url + p, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-      return { status: res.status, body: await res.json() as any };
-    };
-    const token = (await api('POST', '/v1/auth/login', { email: env.SHIPCLOCK_ADMIN_EMAIL, password: env.SHIPCLOCK_ADMIN_PASSWORD })).body.access_token;
-    const cred = (await api('POST', '/v1/credentials', { name: 'aws', provider: 'aws', ...AWS_KEY }, token)).body.id;
+    const api = await adminApi(a, env);
+    const cred = (await api('POST', '/v1/credentials', { name: 'aws', provider: 'aws', ...AWS_KEY })).body.id;
     const { taskDefinitionArn: original } = ecs.addService({ cluster: 'crash', service: 'api', taskDefinition: { ...TASK_DEF, family: 'api' } });
     const app = await api('POST', '/v1/apps', {
       name: 'api', on_failure: 'rollback',
       target: { type: 'ecs', region: 'us-east-1', cluster: 'crash', service: 'api', image: 'registry.example/api:2', credentials: cred, poll_interval_seconds: 1 },
-    }, token);
+    });
     assert.equal(app.status, 201, JSON.stringify(app.body));
     ecs.failNextRollout('tasks failed to start');
-    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) }, token)).body.result;
+    const d = (await api('POST', '/v1/scheduled_deployments', { app: app.body.id, ...utcFields(1500) })).body.result;
 
     // 1. The rollout fails; A starts the rollback and dies with its UpdateService in flight (it took effect).
-    await heldUpdate;
+    await proxy.held;
     await kill9(a);
-    holding = false;
+    proxy.stopHolding();
     assert.equal(ecs.count('UpdateService'), 2);
     const r1 = (await db.pool.query('SELECT state, rollback_state, rollback_phase, rollback_ref FROM deployments WHERE id = $1', [d.id])).rows[0];
     assert.deepEqual([r1.state, r1.rollback_state, r1.rollback_phase, r1.rollback_ref], ['failed', 'running', 'executing', null]);

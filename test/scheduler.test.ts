@@ -126,7 +126,10 @@ describe('the scheduler fires deployments at their instant, once, in order', () 
     const api = await webhookApp(hook);
     const db = await webhookApp(hook);
     const d = await schedule({ app: api.id, dependency: db.id, dependency_lead_seconds: 1, ...utcFields(60_000) });
-    const moved = await s.api('PATCH', `/v1/scheduled_deployments/${d.id}`, utcFields(3000), s.adminToken);
+    // 8 s ahead: its dependency (1 s earlier) is claimed 1.5 s (the prefetch) before its instant,
+    // and the PATCH of the dependency below must come before that even on a loaded machine (at
+    // 3 s ahead the claim came first once: 409 firing, not is_dependency).
+    const moved = await s.api('PATCH', `/v1/scheduled_deployments/${d.id}`, utcFields(8000), s.adminToken);
     assert.equal(moved.status, 200, JSON.stringify(moved.body));
     const m = moved.body.result;
     assert.equal(Date.parse(m.run_at) - Date.parse(m.dependency.run_at), 1000);

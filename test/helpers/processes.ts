@@ -1,13 +1,16 @@
 /**
  * Real shipclock processes for behaviour tests (`node bin/shipclock.js serve|worker`), a TCP
- * proxy to put between them and PostgreSQL (to cut the database away and bring it back), and
- * bulk SQL setup for tests that are about firing, not about the API.
+ * proxy to put between them and PostgreSQL (to cut the database away and bring it back), an
+ * HTTP proxy to put between them and a provider's fake (to keep one answer from a process that
+ * is then killed), and bulk SQL setup for tests that are about firing, not about the API.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import type pg from 'pg';
 import { freePort } from '../../src/db/embedded.ts';
+import { call } from './accounts.ts';
 import { eventually } from './server.ts';
 
 const BIN = path.resolve('bin/shipclock.js');
@@ -21,9 +24,11 @@ export interface Proc {
   alive(): boolean;
 }
 
-export async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.ProcessEnv): Promise<Proc> {
+/** `children`: where to note the process as soon as it is spawned, for the file's after() to kill it even if it never became ready. */
+export async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.ProcessEnv, children?: ChildProcess[]): Promise<Proc> {
   const port = await freePort();
   const child = spawn(process.execPath, [BIN, role], { env: { LOG_LEVEL: 'info', ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children?.push(child);
   let out = '';
   child.stdout!.on('data', (c) => { out += c; });
   child.stderr!.on('data', (c) => { out += c; });
@@ -34,6 +39,76 @@ export async function spawnShipclock(role: 'serve' | 'worker', env: NodeJS.Proce
     return (await fetch(`${url}/readyz`)).ok;
   }, 60_000, `${role} to be ready`);
   return { child, url, pid: child.pid!, output: () => out, exited, alive: () => child.exitCode === null && child.signalCode === null };
+}
+
+const FINAL_STATES = ['succeeded', 'failed', 'canceled', 'skipped', 'missed'];
+
+/** The deployment's row (`columns`) once it is in a final state, polled in the database. */
+export async function endedRow(pool: pg.Pool, id: string, timeoutMs: number, columns = 'state, error, log, provider_ref') {
+  return eventually(async () => {
+    const r = (await pool.query(`SELECT ${columns} FROM deployments WHERE id = $1`, [id])).rows[0];
+    return FINAL_STATES.includes(r.state) ? r : null;
+  }, timeoutMs, 'the deployment to end');
+}
+
+/** SIGKILL, then waits for the exit. */
+export async function kill9(p: Proc): Promise<void> {
+  if (p.alive()) p.child.kill('SIGKILL');
+  await p.exited;
+}
+
+/** The API of a process started with testEnv(), as its first admin: calls with the admin's token. */
+export async function adminApi(p: Proc, env: NodeJS.ProcessEnv) {
+  const login = await call(p.url, 'POST', '/v1/auth/login', { body: { email: env.SHIPCLOCK_ADMIN_EMAIL, password: env.SHIPCLOCK_ADMIN_PASSWORD } });
+  if (login.status !== 200) throw new Error(`login failed: ${login.status} ${login.text}`);
+  const token = login.body.access_token as string;
+  return (method: string, path: string, body?: unknown) => call(p.url, method, path, { body, token });
+}
+
+export interface HoldingProxy {
+  url: string;
+  /** Resolves when the first call `hold` picked has been forwarded (it took effect upstream) and its answer kept. */
+  held: Promise<void>;
+  /** Answers every later call, the picked ones included. */
+  stopHolding(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP proxy to `upstream` (a provider's fake) that forwards every call but keeps the answer
+ * of those `hold` picks from the caller, for ever: the call took effect at the provider and the
+ * process that made it dies waiting, as in a crash mid-call. `hold` sees each call once its
+ * answer came back from upstream, in order.
+ */
+export async function startHoldingProxy(upstream: string, hold: (req: http.IncomingMessage) => boolean): Promise<HoldingProxy> {
+  let holding = true;
+  let held!: () => void;
+  const heldCall = new Promise<void>((r) => { held = r; });
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const answer = await fetch(upstream + (req.url ?? '/'), {
+        method: req.method,
+        body: req.method === 'GET' || req.method === 'HEAD' ? undefined : Buffer.concat(chunks),
+        headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)).map(([k, v]) => [k, String(v)])),
+      });
+      const body = Buffer.from(await answer.arrayBuffer());
+      if (holding && hold(req)) {
+        held();
+        return; // never answered
+      }
+      res.writeHead(answer.status, Object.fromEntries([...answer.headers].filter(([k]) => !['content-length', 'transfer-encoding', 'connection', 'content-encoding'].includes(k))));
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    held: heldCall,
+    stopHolding: () => { holding = false; },
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
 }
 
 export interface TcpProxy {
