@@ -53,10 +53,10 @@ if (files.some((f) => f.includes(`${path.sep}browser${path.sep}`))) {
   console.log(`# browser tests use ${chromium.source}: ${chromium.path}`);
 }
 
-// 3 files at once: most of a file is waiting for scheduled instants. On a 10-file subset (2 cores,
-// other work on the machine) 3 took 164 s, 2 took 230 s, 4 took 183 s (its files slowed down
-// each other: the CLI tests' child processes, several servers). .ci/run runs two of these side by side.
-const concurrency = process.env.TEST_CONCURRENCY || '3';
+// 2 files at once by default. 3 was faster on a 10-file subset (164 s against 230 s) and took
+// the fresh-clone CI from 17 to 10.5 min, but with two runs side by side a browser test then
+// timed out once (a form's answer took over 15 s): TEST_CONCURRENCY=3 where the machine allows.
+const concurrency = process.env.TEST_CONCURRENCY || '2';
 // --test-force-exit: a file whose test failed before closing a server or a child process would
 // otherwise keep its process (and the whole run) alive for ever. --test-timeout: a test stuck on
 // something that never comes fails after TEST_TIMEOUT_MS (default 10 minutes) instead of hanging CI.

@@ -56,8 +56,12 @@ describe('Kubernetes forms', () => {
       await cdlg.getByRole('button', { name: 'Add', exact: true }).click();
       await cdlg.getByText(/credential plugin shipclock does not run/).waitFor();
       await page.getByLabel('kubeconfig', { exact: true }).fill(kubeconfig(`token: ${TOKEN}`));
+      // The refused attempt's message is gone before the second one (its state has settled).
+      await cdlg.getByText(/credential plugin shipclock does not run/).waitFor({ state: 'hidden' });
+      const stored = page.waitForResponse((r) => r.url().endsWith('/v1/credentials') && r.request().method() === 'POST', { timeout: 30_000 });
       await cdlg.getByRole('button', { name: 'Add', exact: true }).click();
-      await cdlg.waitFor({ state: 'hidden' });
+      assert.equal((await stored).status(), 201);
+      await cdlg.waitFor({ state: 'hidden', timeout: 30_000 });
       const row = page.locator('tbody tr.ant-table-row').filter({ hasText: 'prod-cluster' });
       await row.waitFor();
       assert.match(await row.innerText(), /https:\/\/k8s\.example\.com:6443 \(deployer@prod\)/);
