@@ -49,17 +49,20 @@ describe('Kubernetes forms', () => {
       await page.getByRole('menuitem', { name: 'Credentials' }).click();
       await page.getByRole('button', { name: 'Add credentials' }).click();
       const cdlg = page.getByRole('dialog', { name: 'Add credentials' });
+      // The modal's OK button by its place: after a refused attempt its accessible name briefly
+      // carries the loading icon's label, and a lookup by name then found nothing (flaky).
+      const addButton = cdlg.locator('.ant-modal-footer .ant-btn-primary');
       await page.getByLabel('Name', { exact: true }).fill('prod-cluster');
       await chooseOption(page, 'Provider', 'Kubernetes');
       // A refused kubeconfig: the message shows on the field.
       await page.getByLabel('kubeconfig', { exact: true }).fill(kubeconfig('exec: {command: /bin/sh}'));
-      await cdlg.getByRole('button', { name: 'Add', exact: true }).click();
+      await addButton.click();
       await cdlg.getByText(/credential plugin shipclock does not run/).waitFor();
       await page.getByLabel('kubeconfig', { exact: true }).fill(kubeconfig(`token: ${TOKEN}`));
       // The refused attempt's message is gone before the second one (its state has settled).
       await cdlg.getByText(/credential plugin shipclock does not run/).waitFor({ state: 'hidden' });
       const stored = page.waitForResponse((r) => r.url().endsWith('/v1/credentials') && r.request().method() === 'POST', { timeout: 30_000 });
-      await cdlg.getByRole('button', { name: 'Add', exact: true }).click();
+      await addButton.click();
       assert.equal((await stored).status(), 201);
       await cdlg.waitFor({ state: 'hidden', timeout: 30_000 });
       const row = page.locator('tbody tr.ant-table-row').filter({ hasText: 'prod-cluster' });
