@@ -117,6 +117,8 @@ describe('accounts in the web UI', () => {
       const row = page.locator('tbody tr').filter({ hasText: 'release pipeline' });
       await row.getByText('deployer').waitFor();
       await row.getByText('never').waitFor();
+      // Gone once the closing dialog's animation ends (it was still there a moment after Done in one CI run).
+      await shown.waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});
       assert.ok(!(await page.content()).includes(secret), 'the secret is not on the page any more');
       assert.equal((await call(sc.url, 'GET', '/v1/apps', { token: secret })).status, 200);
       await row.getByRole('button', { name: 'Revoke release pipeline' }).click();
