@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import pg from 'pg';
 import {
-  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, shipclockEnv, sleep, spawnShipclock, summary, table, utcFields,
+  Api, cleanup, cpuMs, createBenchDatabase, fmt, log, mapLimit, shipclockEnv, sleep, spawnShipclock, summary, table, utcFields,
 } from './lib.ts';
 
 export interface ApiOptions {
@@ -133,13 +133,3 @@ function httpPost(url: string, headers: Record<string, string>, clients: number)
   });
 }
 
-/** CPU time (user + system) a process has used so far, in ms (Linux /proc; 0 elsewhere or once it is gone). */
-function cpuMs(pid: number): number {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks of 10 ms.
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
-  }
-}

@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import pg from 'pg';
 import {
-  Api, cleanup, createBenchDatabase, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver, warmReceiver,
+  Api, cleanup, cpuMs, createBenchDatabase, fmt, log, mapLimit, runFloor, shipclockEnv, sleep, spawnReceiver, warmReceiver,
   spawnShipclock, summary, table, utcFields,
 } from './lib.ts';
 
@@ -54,16 +54,6 @@ interface RoundResult {
   cpuMs: number;
 }
 
-/** CPU time (user + system) a process has used so far, in ms (Linux /proc; 0 elsewhere). */
-function cpuMs(pid: number): number {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks of 10 ms.
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
 
 /** Samples the RSS of the given processes every 100 ms (Linux /proc) until stop(), which returns each one's peak in MB. */
 function watchRss(pids: number[]): { stop(): number[] } {

@@ -251,3 +251,14 @@ export function table(rows: Array<Record<string, string | number>>): string {
   const line = (vals: string[]) => vals.map((v, i) => v.padStart(w[i])).join('  ');
   return [line(cols), line(w.map((x) => '-'.repeat(x))), ...rows.map((r) => line(cols.map((c) => String(r[c]))))].join('\n');
 }
+
+/** CPU time (user + system) a process has used so far, in ms (Linux /proc; 0 elsewhere or once it is gone). */
+export function cpuMs(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks of 10 ms.
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}

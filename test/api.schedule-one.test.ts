@@ -6,24 +6,19 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { type Heard, listenTo, type Notifications } from './helpers/notifications.ts';
 import { DUE_CHANNEL, DUE_NOTIFY_HORIZON_SECONDS, EVENTS_CHANNEL, readEventsPayload } from '../src/db/sql/events.ts';
 import { schedule } from '../src/services/deployments.ts';
 import type { User } from '../src/services/auth.ts';
 import { ValidationError } from '../src/core/errors.ts';
 
 let db: TestDatabase;
-let listener: pg.Client;
-const heard: Array<{ channel: string; payload: string }> = [];
+let listener: Notifications;
 
 before(async () => {
   db = await createTestDatabase();
-  listener = new pg.Client({ connectionString: db.url });
-  await listener.connect();
-  listener.on('notification', (n) => heard.push({ channel: n.channel, payload: n.payload ?? '' }));
-  await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
-  await listener.query(`LISTEN ${DUE_CHANNEL}`);
+  listener = await listenTo(db.url, [EVENTS_CHANNEL, DUE_CHANNEL]);
 });
 after(async () => {
   await listener.end();
@@ -57,10 +52,8 @@ function at(ms: number) {
 }
 
 /** Waits for notifications to arrive (they are delivered after commit, asynchronously). */
-async function drain(): Promise<Array<{ channel: string; payload: string }>> {
-  await listener.query('SELECT 1');
-  await new Promise((r) => setTimeout(r, 50));
-  return heard.splice(0);
+function drain(): Promise<Heard[]> {
+  return listener.drain();
 }
 
 test('one statement writes the row, its event and audit entry, and announces them', async () => {

@@ -5,31 +5,25 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { listenTo, type Notifications } from './helpers/notifications.ts';
 import { announceEvents, EVENTS_CHANNEL, readEventsPayload } from '../src/db/sql/events.ts';
 import { announceCommitted } from '../src/services/announce.ts';
 
 let db: TestDatabase;
-let listener: pg.Client;
-const heard: string[] = [];
+let listener: Notifications;
 
 before(async () => {
   db = await createTestDatabase();
-  listener = new pg.Client({ connectionString: db.url });
-  await listener.connect();
-  listener.on('notification', (n) => heard.push(n.payload ?? ''));
-  await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
+  listener = await listenTo(db.url, [EVENTS_CHANNEL]);
 });
 after(async () => {
   await listener.end();
   await db.drop();
 });
 
-async function drain(): Promise<string[]> {
-  await listener.query('SELECT 1');
-  await new Promise((r) => setTimeout(r, 50));
-  return heard.splice(0);
+function drain(): Promise<string[]> {
+  return listener.payloads(EVENTS_CHANNEL);
 }
 
 const event = (i: number, error: string | null = null) =>

@@ -6,23 +6,19 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import { EventsHub } from '../src/api/events-hub.ts';
 import type { Listener } from '../src/db/listener.ts';
 import { inTransaction } from '../src/db/pool.ts';
 import { EVENT_ERROR_CHARS, EVENTS_CHANNEL, insertEvents, readEventsPayload } from '../src/db/sql/events.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { listenTo, type Notifications } from './helpers/notifications.ts';
 
 let db: TestDatabase;
-let listener: pg.Client;
-const heard: string[] = [];
+let listener: Notifications;
 
 before(async () => {
   db = await createTestDatabase();
-  listener = new pg.Client({ connectionString: db.url });
-  await listener.connect();
-  listener.on('notification', (n) => { if (n.channel === EVENTS_CHANNEL) heard.push(n.payload ?? ''); });
-  await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
+  listener = await listenTo(db.url, [EVENTS_CHANNEL]);
 });
 after(async () => {
   await listener.end();
@@ -43,10 +39,8 @@ async function deployments(n: number): Promise<{ team: string; app: string; ids:
   return { team, app, ids };
 }
 
-async function drain(): Promise<string[]> {
-  await listener.query('SELECT 1');
-  await new Promise((r) => setTimeout(r, 100));
-  return heard.splice(0);
+function drain(): Promise<string[]> {
+  return listener.payloads(EVENTS_CHANNEL, 100);
 }
 
 test('a batch of events is a few NOTIFYs, each under 8,000 bytes, carrying every event once, in order', async () => {
