@@ -283,7 +283,7 @@ export class Burst {
           start(lane);
         }
       }
-      this.run.o.logger.debug({ webhooks: n, lanes: lanes.size, first: made, lag_ms: this.clock.dbNow() - runAt, rss_mb: Math.round(process.memoryUsage.rss() / 1048576) }, 'fired');
+      this.run.o.logger.debug({ webhooks: n, lanes: lanes.size, first: made, lag_ms: this.clock.dbNow() - runAt }, 'fired');
     };
     first().catch((err) => this.run.o.logger.error({ err: (err as Error).message }, 'dispatching a burst failed'));
     // Over for the scheduler (a stop may proceed) once every call is answered and the running

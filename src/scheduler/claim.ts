@@ -145,7 +145,7 @@ export class Claimer {
       this.costPerRowMs = (this.costPerRowMs + cost) / 2;
     }
     const limited = share < due && budget <= 0;
-    if (share) logger.debug({ due, live, share, claimed: claimedRows, horizon_ms: horizon, ms_per_row: +this.costPerRowMs.toFixed(3), rss_mb: Math.round(process.memoryUsage.rss() / 1048576) }, 'claimed');
+    if (share) logger.debug({ due, live, share, claimed: claimedRows, horizon_ms: horizon, ms_per_row: +this.costPerRowMs.toFixed(3) }, 'claimed');
     const sentAt = this.clock.localNow();
     const { next, burst, dbNow } = await nextDue(pool);
     this.clock.measure(dbNow, sentAt, this.clock.localNow());

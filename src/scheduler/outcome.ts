@@ -28,11 +28,9 @@ export class Outcomes {
     private readonly finisher: Finisher,
   ) {}
 
-  /** Applies the outcome of a call (after the scheduled → running write, when one is pending). */
-  async complete(h: Held, call: Promise<CallOutcome>, marked?: Promise<Set<string>>): Promise<void> {
-    const outcome = await call;
-    // The scheduled → running write must land before the outcome's.
-    return this.settle(h, outcome, marked ? await marked.catch(() => new Set<string>()) : undefined);
+  /** Applies the outcome of a call once it is answered. */
+  async complete(h: Held, call: Promise<CallOutcome>): Promise<void> {
+    return this.settle(h, await call);
   }
 
   /**
