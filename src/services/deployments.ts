@@ -174,13 +174,19 @@ function overrideRecord(actor: User, reason: string, nowMs: number) {
   return { reason, by: actor.email, at: new Date(nowMs).toISOString() };
 }
 
+/** The audit details and timeline words of an owner's freeze override (`action`: scheduled, rescheduled). */
+function overrideWords(actor: User, v: FrozenVerdict, reason: string, action: string) {
+  return {
+    details: { freeze: { id: v.window.freeze.id, name: v.window.freeze.name }, reason, on: action },
+    message: `${action} into the deploy freeze "${v.window.freeze.name}" by ${actor.email} (override: ${reason})`,
+  };
+}
+
 /** Audit entry and timeline message of a freeze override. */
 async function recordOverride(c: Queryable, actor: User, id: string, v: FrozenVerdict, reason: string, action: string): Promise<string> {
-  await recordAudit(c, {
-    teamId: actor.team_id, actorId: actor.id, action: 'deployment.freeze_override', targetId: id,
-    details: { freeze: { id: v.window.freeze.id, name: v.window.freeze.name }, reason, on: action },
-  });
-  return `${action} into the deploy freeze "${v.window.freeze.name}" by ${actor.email} (override: ${reason})`;
+  const w = overrideWords(actor, v, reason, action);
+  await recordAudit(c, { teamId: actor.team_id, actorId: actor.id, action: 'deployment.freeze_override', targetId: id, details: w.details });
+  return w.message;
 }
 
 /** How many times schedule() reloads a team's freezes that changed under it before giving up (409 busy). */
@@ -248,10 +254,11 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
 
 /** What the scheduling statement stores, audits and says for an owner's freeze override. */
 function overrideOf(actor: User, v: FrozenVerdict, reason: string) {
+  const w = overrideWords(actor, v, reason, 'scheduled');
   return {
     record: { reason, by: actor.email }, // the statement adds `at`, its clock
-    audit: scrubSecrets({ freeze: { id: v.window.freeze.id, name: v.window.freeze.name }, reason, on: 'scheduled' }) as Record<string, unknown>,
-    note: `; scheduled into the deploy freeze "${v.window.freeze.name}" by ${actor.email} (override: ${reason})`,
+    audit: scrubSecrets(w.details) as Record<string, unknown>,
+    note: `; ${w.message}`,
   };
 }
 
