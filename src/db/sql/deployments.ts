@@ -157,17 +157,25 @@ export async function insertScheduled(db: Queryable, d: ScheduleStatement): Prom
     name: 'shipclock_insert_scheduled',
     text: `WITH now AS MATERIALIZED (
        SELECT clock_timestamp() AS now
-     ), app AS MATERIALIZED (
-       -- The app is the caller's team's and not deleted. FOR KEY SHARE (the lock the foreign key
+     ), app_row AS MATERIALIZED (
+       -- The app's row by its primary key, and nothing else in this WHERE: this statement is
+       -- prepared, and its generic plan otherwise chose apps_team_name_key (team_id, name) WHERE
+       -- deleted_at IS NULL, which matched every condition, reading all of the team's apps per
+       -- request (10,000 apps: 3.6 ms instead of 0.04). FOR KEY SHARE (the lock the foreign key
        -- takes anyway) until commit: a concurrent deleteApp (SELECT … FOR UPDATE, then counts
        -- the app's active deployments) either waits for this statement and then sees its rows
-       -- (409 app_has_deployments), or this statement waits for it and then sees deleted_at set
-       -- (the row no longer qualifies: 422 unknown_app), never a deployment of a deleted app.
-       -- Key-share locks do not conflict with each other: concurrent schedulings of one app do not wait.
-       SELECT id, name, approval_required FROM apps WHERE id = $2::uuid AND team_id = $1::uuid AND deleted_at IS NULL FOR KEY SHARE
-     ), dep AS MATERIALIZED (
+       -- (409 app_has_deployments), or this statement waits for it and then reads the row with
+       -- deleted_at set (the next CTE drops it: 422 unknown_app), never a deployment of a deleted
+       -- app. Key-share locks do not conflict with each other: concurrent schedulings of one app do not wait.
+       SELECT id, name, approval_required, team_id, deleted_at FROM apps WHERE id = $2::uuid FOR KEY SHARE
+     ), app AS MATERIALIZED (
+       -- The app is the caller's team's and not deleted.
+       SELECT id, name, approval_required FROM app_row WHERE team_id = $1::uuid AND deleted_at IS NULL
+     ), dep_row AS MATERIALIZED (
        -- The dependency's app, under the same rules and lock (none asked for: $16 is null).
-       SELECT id, name, approval_required FROM apps WHERE id = $16::uuid AND team_id = $1::uuid AND deleted_at IS NULL FOR KEY SHARE
+       SELECT id, name, approval_required, team_id, deleted_at FROM apps WHERE id = $16::uuid FOR KEY SHARE
+     ), dep AS MATERIALIZED (
+       SELECT id, name, approval_required FROM dep_row WHERE team_id = $1::uuid AND deleted_at IS NULL
      ), fz AS MATERIALIZED (
        -- The team's freezes are the ones the caller's freeze verdict was computed from.
        SELECT ${freezeStampSql('$1::uuid')} AS stamp
