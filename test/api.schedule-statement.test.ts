@@ -290,3 +290,66 @@ describe('an app deleted while a request schedules it', () => {
   });
 });
 
+
+describe('concurrent schedulings grouped into one statement (decision 0014)', () => {
+  it('writes each request that holds and refuses each that does not, as it would alone, in one statement', async () => {
+    const t = await team();
+    const other = await team();
+    const apps = await Promise.all(Array.from({ length: 12 }, (_, i) => t.app(`g${i}`)));
+    const deleted = await t.app('gone', { deleted: true });
+    const foreign = await other.app('theirs');
+    const when = at(3_600_000);
+    const past = at(-60_000);
+    await drain();
+    // Statements the pool runs, counted by their name: grouping means fewer than requests.
+    const pool = db.pool;
+    let statements = 0;
+    const query = pool.query.bind(pool);
+    (pool as unknown as { query: unknown }).query = (q: unknown, ...rest: unknown[]) => {
+      if (typeof q === 'object' && q && (q as { name?: string }).name === 'shipclock_insert_scheduled') statements++;
+      return (query as (...a: unknown[]) => unknown)(q, ...rest);
+    };
+    try {
+      const requests = [
+        ...apps.map((app, i) => schedule(pool, t.deployer, { app, ...when.fields, ...(i % 2 ? { dependency: apps[(i + 1) % apps.length] } : {}) })),
+        schedule(pool, t.deployer, { app: deleted, ...when.fields }),
+        schedule(pool, t.deployer, { app: foreign, ...when.fields }),
+        schedule(pool, t.deployer, { app: apps[0], ...when.fields, dependency: foreign }),
+        schedule(pool, t.deployer, { app: apps[0], ...past.fields }),
+      ];
+      const settled = await Promise.allSettled(requests);
+      const ok = settled.slice(0, 12);
+      for (const s of ok) assert.equal(s.status, 'fulfilled', s.status === 'rejected' ? String(s.reason) : '');
+      const codes = settled.slice(12).map((s) => (s.status === 'rejected' ? `${(s.reason as ShipclockError).code} ${(s.reason as ShipclockError).field}` : 'written'));
+      assert.deepEqual(codes.slice(0, 3), ['unknown_app app', 'unknown_app app', 'unknown_app dependency']);
+      assert.match(codes[3], /^past_instant /);
+      assert.ok(statements < requests.length, `${statements} statements for ${requests.length} requests`);
+      const results = ok.map((s) => (s as PromiseFulfilledResult<Awaited<ReturnType<typeof schedule>>>).value);
+      // Each request got its own rows back: its app, and its own dependency when it named one.
+      results.forEach((r, i) => {
+        assert.equal(r.app.id, apps[i]);
+        if (i % 2) assert.equal(r.dependency?.app.id, apps[(i + 1) % apps.length]);
+        else assert.equal(r.dependency, null);
+      });
+      // 12 deployments + 6 dependencies, an event each, an audit entry per request; nothing for the refused.
+      assert.equal(await written(t.id), 18 + 18 + 12);
+      assert.equal(await written(other.id), 0);
+      const heard = (await drain()).filter((h) => h.channel === EVENTS_CHANNEL).flatMap((h) => readEventsPayload(h.payload));
+      assert.equal(new Set(heard.map((e) => e.id)).size, 18);
+    } finally {
+      (pool as unknown as { query: unknown }).query = query;
+    }
+  });
+
+  it('a request the database refuses inside a group fails alone: the others of its statement are written', async () => {
+    const t = await team();
+    const apps = await Promise.all(Array.from({ length: 8 }, (_, i) => t.app(`iso${i}`)));
+    const when = at(3_600_000);
+    // A user that does not exist: its row breaks the created_by foreign key, an error of the whole statement.
+    const ghost: User = { ...t.deployer, id: '00000000-0000-4000-8000-000000000000' };
+    const settled = await Promise.allSettled(apps.map((app, i) => schedule(db.pool, i === 5 ? ghost : t.deployer, { app, ...when.fields })));
+    settled.forEach((s, i) => assert.equal(s.status, i === 5 ? 'rejected' : 'fulfilled', `request ${i}`));
+    assert.match(String((settled[5] as PromiseRejectedResult).reason), /foreign key/);
+    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM deployments WHERE team_id = $1`, [t.id])).rows[0].n, 7);
+  });
+});

@@ -13,44 +13,22 @@
  */
 import type { Pool } from '../db/pool.ts';
 import { announceEvents } from '../db/sql/events.ts';
+import { Batcher, batcherFor } from './batch.ts';
 
-interface Waiting {
-  payloads: readonly string[];
-  done: () => void;
-}
-
-class Announcer {
-  private queue: Waiting[] = [];
-  private flushing = false;
-
-  constructor(private readonly pool: Pool) {}
-
-  announce(payloads: readonly string[]): Promise<void> {
-    if (payloads.length === 0) return Promise.resolve();
-    return new Promise<void>((done) => {
-      this.queue.push({ payloads, done });
-      if (!this.flushing) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    while (this.queue.length) {
-      const batch = this.queue.splice(0);
-      // An announcement that fails (the database went away) is dropped: what it announces is
-      // committed, and the request that made it must not fail for it.
-      await announceEvents(this.pool, batch.flatMap((w) => w.payloads)).catch(() => {});
-      for (const w of batch) w.done();
-    }
-    this.flushing = false;
-  }
-}
-
-const announcers = new WeakMap<Pool, Announcer>();
+const announcers = new WeakMap<Pool, Batcher<readonly string[], void>>();
 
 /** Announces `payloads` (committed events) on EVENTS_CHANNEL; resolves once the NOTIFY carrying them was sent. */
 export function announceCommitted(pool: Pool, payloads: readonly string[]): Promise<void> {
-  let a = announcers.get(pool);
-  if (!a) announcers.set(pool, (a = new Announcer(pool)));
-  return a.announce(payloads);
+  if (payloads.length === 0) return Promise.resolve();
+  const announcer = batcherFor(announcers, pool, () => new Batcher<readonly string[], void>(
+    // An announcement that fails (the database went away) is dropped: what it announces is
+    // committed, and the request that made it must not fail for it.
+    async (batch) => {
+      await announceEvents(pool, batch.flat()).catch(() => {});
+      return batch.map(() => undefined);
+    },
+    // One NOTIFY statement in flight, in order: a client's next request is announced after this one.
+    { maxInFlight: 1, maxBatch: Infinity, isolate: false },
+  ));
+  return announcer.submit(payloads);
 }

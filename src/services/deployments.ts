@@ -9,7 +9,7 @@ import { type DeploymentState, isFinal } from '../core/state.ts';
 import { canonicalZone, type Disambiguation, type LocalTime, localTimeAt, resolveLocalTime } from '../core/time.ts';
 import { inTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import {
-  type ApiRow, clearLease, type DeploymentRow, getDeployment, getDeploymentsByIds, insertScheduled, isFiring, leaseRunning,
+  type ApiRow, clearLease, type DeploymentRow, getDeployment, getDeploymentsByIds, insertScheduledMany, isFiring, type ScheduledResult, type ScheduleStatement, leaseRunning,
   listDeployments, lockAgainstClaims, updateSchedule,
 } from '../db/sql/deployments.ts';
 import { insertEvents, listEvents, notifyDue } from '../db/sql/events.ts';
@@ -22,6 +22,7 @@ import type { User } from './auth.ts';
 import { decodeCursor, page } from './cursor.ts';
 import { cachedSpecs, findFrozen, frozenError, frozenIn, type FrozenVerdict, type Part, reloadSpecs } from './freeze-check.ts';
 import { announceCommitted } from './announce.ts';
+import { Batcher, batcherFor } from './batch.ts';
 import { endDeployments } from './transitions.ts';
 import { notifyGates } from '../scheduler/gates.ts';
 import { type ApprovalSummary, approvalSummaries, resetApprovals } from './approvals.ts';
@@ -193,8 +194,32 @@ async function recordOverride(c: Queryable, actor: User, id: string, v: FrozenVe
 const FREEZE_RELOADS = 3;
 
 /**
+ * Scheduling statements under way at once per process; concurrent requests beyond these wait and
+ * go together in the next statement, at most SCHEDULE_BATCH_MAX in one (decision 0014). Idle, a
+ * request runs at once, alone. Measured on 2 cores, 50 clients, with a dependency: 1 in flight
+ * 2,270 req/s (p99 38 ms), 2: 2,410 (37 ms), 3: 2,140 (44 ms), 4: 1,990 (44–54 ms), 8: 1,740
+ * (50 ms); one statement per request before: 1,400 req/s (60 ms). Two also leave most of the
+ * default pool (SHIPCLOCK_DB_POOL_SIZE, 10) to the rest of the API.
+ */
+export const SCHEDULE_STATEMENTS_IN_FLIGHT = 2;
+/** The most scheduling requests one statement carries. */
+export const SCHEDULE_BATCH_MAX = 100;
+
+const schedulers = new WeakMap<Pool, Batcher<ScheduleStatement, ScheduledResult>>();
+
+/** Runs one scheduling statement's request, grouped with the concurrent ones of this process (Batcher). */
+function runScheduling(pool: Pool, statement: ScheduleStatement): Promise<ScheduledResult> {
+  return batcherFor(schedulers, pool, () => new Batcher<ScheduleStatement, ScheduledResult>(
+    (list) => insertScheduledMany(pool, list),
+    // A failing statement (the database refused one request's rows) is run again one request at
+    // a time, so that the others are written and only that caller sees the error.
+    { maxInFlight: SCHEDULE_STATEMENTS_IN_FLIGHT, maxBatch: SCHEDULE_BATCH_MAX, isolate: true },
+  )).submit(statement);
+}
+
+/**
  * Schedules a deployment, with its dependency when one is named, in one statement
- * (insertScheduled; decision 0013). The freeze verdict is computed here from the team's freezes
+ * (insertScheduledMany, grouped with concurrent requests; decisions 0013 and 0014). The freeze verdict is computed here from the team's freezes
  * as this process last loaded them, and the statement writes only if the team's freezes are still
  * those; otherwise they are reloaded and the statement runs again. Every refusal comes from the
  * same round trip, checked in the order the API has always used: the instant, the app, the
@@ -218,7 +243,7 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
   let freezes = cachedSpecs(actor.team_id);
   for (let reloads = 0; ; reloads++) {
     const frozen = frozenIn(freezes.specs, parts);
-    const r = await insertScheduled(pool, {
+    const r = await runScheduling(pool, {
       team_id: actor.team_id, created_by: actor.id, app_id: input.app, main: planned(res),
       dependency: depId && depAt ? { app_id: depId, row: planned(depAt), lead } : null,
       timezone: input.timezone, disambiguation, expires_after_seconds: expires,
@@ -248,7 +273,7 @@ export async function schedule(pool: Pool, actor: User, input: ScheduleInput) {
       const names: Record<string, string | null> = { deployment: r.found_app, dependency: r.found_dependency };
       throw frozenError({ ...frozen, part: { ...frozen.part, appName: names[frozen.part.role] ?? '' } }, input.timezone);
     }
-    throw new Error('insertScheduled wrote nothing, and no rule says why');
+    throw new Error('the scheduling statement wrote nothing, and no rule says why');
   }
 }
 
