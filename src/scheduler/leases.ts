@@ -74,13 +74,14 @@ export class Leases {
     if (!ids.length) return;
     const sentAt = this.clock.localNow();
     try {
-      await renewLeases(this.pool, this.workerId, ids, this.leaseSeconds);
+      // Rows another transaction had locked are renewed on the next heartbeat; their lease stays as it was.
+      const skipped = new Set(await renewLeases(this.pool, this.workerId, ids, this.leaseSeconds));
       for (const id of ids) {
         const h = this.held.get(id);
-        if (h) h.leaseValidUntil = sentAt + this.leaseSeconds * 1000;
+        if (h && !skipped.has(id)) h.leaseValidUntil = sentAt + this.leaseSeconds * 1000;
       }
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'cannot renew leases; the database is unreachable');
+      this.logger.warn({ err: (err as Error).message }, 'cannot renew leases; retrying on the next heartbeat');
     }
   }
 
