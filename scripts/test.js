@@ -57,19 +57,29 @@ if (files.some((f) => f.includes(`${path.sep}browser${path.sep}`))) {
 // the fresh-clone CI from 17 to 10.5 min, but with two runs side by side a browser test then
 // timed out once (a form's answer took over 15 s): TEST_CONCURRENCY=3 where the machine allows.
 const concurrency = process.env.TEST_CONCURRENCY || '2';
-// --test-force-exit: a file whose test failed before closing a server or a child process would
-// otherwise keep its process (and the whole run) alive for ever. --test-timeout: a test stuck on
-// something that never comes fails after TEST_TIMEOUT_MS (default 10 minutes) instead of hanging CI.
+// --test-timeout: a test stuck on something that never comes fails after TEST_TIMEOUT_MS (default
+// 10 minutes) instead of hanging CI. No --test-force-exit: with more than one file at a time it
+// silently loses verdicts (nodejs/node#64833: a run reported 594 of 609 tests, exit 0). A file
+// that keeps its process alive after its tests (a server left open) is caught by the whole run's
+// deadline instead: TEST_RUN_DEADLINE_MS (default 45 minutes), then the run is killed and fails.
 const timeout = process.env.TEST_TIMEOUT_MS || '600000';
+const deadlineMs = Number(process.env.TEST_RUN_DEADLINE_MS || 45 * 60_000);
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-force-exit', `--test-timeout=${timeout}`, `--test-concurrency=${concurrency}`, ...files],
+  ['--import', 'tsx', '--test', `--test-timeout=${timeout}`, `--test-concurrency=${concurrency}`, ...files],
   { stdio: 'inherit', env },
 );
+let overDeadline = false;
+const deadline = setTimeout(() => {
+  overDeadline = true;
+  console.log(`# the test run is still going after ${Math.round(deadlineMs / 60_000)} min (TEST_RUN_DEADLINE_MS): a test file keeps its process alive; stopping it, and the run fails`);
+  child.kill('SIGKILL');
+}, deadlineMs);
 const stop = async () => { if (embedded) await embedded.stop().catch(() => {}); };
 process.on('SIGINT', () => child.kill('SIGINT'));
 process.on('SIGTERM', () => child.kill('SIGTERM'));
 child.on('exit', async (code, signal) => {
+  clearTimeout(deadline);
   await stop();
-  process.exit(code ?? (signal ? 1 : 0));
+  process.exit(overDeadline ? 1 : code ?? (signal ? 1 : 0));
 });
