@@ -1,5 +1,5 @@
 /**
- * Scheduling without a dependency runs as one statement (insertScheduled): it must write and
+ * Scheduling without a dependency runs as one statement (insertScheduledMany): it must write and
  * announce exactly what the multi-statement path writes — the row, its 'scheduled' event, the
  * audit entry, the events NOTIFY, the due NOTIFY for an instant that is near — and, when it
  * writes nothing, fail with the same errors, leaving nothing behind and announcing nothing.

@@ -1,6 +1,6 @@
 /**
  * Scheduling with a dependency, into freezes and with approvals runs as one statement too
- * (insertScheduled, decision 0013). These tests would fail if that statement broke a rule the
+ * (insertScheduledMany, decisions 0013 and 0014). These tests would fail if that statement broke a rule the
  * multi-statement transaction enforced: the dependency's team, deletion and instant, the order of
  * the errors, a freeze this process has not seen (its cache of the team's freezes), an owner's
  * override, approval requests for both rows, and an app deleted while a request is scheduling it.

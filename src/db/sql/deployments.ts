@@ -96,7 +96,7 @@ export interface PlannedRow {
   utc_offset: string;
 }
 
-/** What insertScheduled writes: a deployment and, with `dependency`, its dependency's row. */
+/** What insertScheduledMany writes for one request: a deployment and, with `dependency`, its dependency's row. */
 export interface ScheduleStatement {
   team_id: string;
   created_by: string;
