@@ -291,20 +291,26 @@ export class Burst {
     return Promise.all([marked, done]);
   }
 
-  /** scheduled → running with its timeline event, MARK_CHUNK rows per transaction; the ids it changed. */
+  /**
+   * scheduled → running with its timeline event, MARK_CHUNK rows per transaction, their leases
+   * renewed on the way; the ids it changed.
+   */
   private async markRunning(hs: Held[]): Promise<Set<string>> {
     const out = new Set<string>();
-    const { pool, workerId } = this.run.o;
+    const { pool, workerId, leaseSeconds } = this.run.o;
     for (let from = 0; from < hs.length; from += MARK_CHUNK) {
-      const chunk = hs.slice(from, from + MARK_CHUNK).map((h) => h.row.id);
+      const held = hs.slice(from, from + MARK_CHUNK);
+      const chunk = held.map((h) => h.row.id);
       for (let attempt = 0; ; attempt++) {
         try {
+          const sentAt = this.clock.localNow();
           const ids = await inTransaction(pool, async (c) => {
-            const changed = await markRunning(c, workerId, chunk);
+            const changed = await markRunning(c, workerId, chunk, leaseSeconds);
             await insertEvents(c, changed.map((id) => ({ id, state: 'running', message: `attempt 1 on ${workerId}` })));
             return changed;
           });
           for (const id of ids) out.add(id);
+          for (const h of held) if (out.has(h.row.id)) h.leaseValidUntil = Math.max(h.leaseValidUntil, sentAt + leaseSeconds * 1000);
           break;
         } catch (err) {
           // The database is away: webhooks already went out; keep trying while our leases hold.

@@ -1,8 +1,12 @@
 /**
  * What this process holds, and its right to hold it. A claimed row is leased to this process
- * (`lease_owner`, `lease_until`); the heartbeat renews every held lease each `lease/3` and marks
- * the process alive in `scheduler_processes` (so a burst is shared among the live ones). If the
- * process dies, its leases lapse after `leaseSeconds` and another process resumes the rows.
+ * (`lease_owner`, `lease_until`) until its due time plus `leaseSeconds` (claimDue). The heartbeat,
+ * each `lease/3`, marks the process alive in `scheduler_processes` (so a burst is shared among the
+ * live ones) and renews the held leases with less than two heartbeats left, so each still has a
+ * heartbeat's worth at the next one. A burst claimed ahead of its
+ * instant is not renewed while it fires: renewing 50,000 leases took the database 3.5 s of a
+ * core, and at the instant it took that from the calls (p99 1.64 × the floor instead of ~1.2).
+ * If the process dies, its leases lapse and another process resumes the rows.
  * Releasing forgets a row locally; handing back also clears its lease in the database, so another
  * process may take it at once (a graceful stop, a lease about to lapse).
  */
@@ -27,8 +31,13 @@ export class Leases {
     private readonly logger: Logger,
   ) {}
 
+  /** The heartbeat's period: a third of the lease, at least a second. */
+  private get heartbeatMs(): number {
+    return Math.max(1000, (this.leaseSeconds * 1000) / 3);
+  }
+
   start(): void {
-    this.timer = setInterval(() => void this.heartbeat(), Math.max(1000, (this.leaseSeconds * 1000) / 3));
+    this.timer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     void heartbeatProcess(this.pool, this.workerId).catch(() => {});
   }
 
@@ -70,9 +79,16 @@ export class Leases {
 
   private async heartbeat(): Promise<void> {
     void heartbeatProcess(this.pool, this.workerId).catch(() => {});
-    const ids = [...this.held.keys()];
-    if (!ids.length) return;
+    await this.renew();
+  }
+
+  /** Renews the held leases with less than two heartbeats left; the ids it asked for. */
+  async renew(): Promise<string[]> {
     const sentAt = this.clock.localNow();
+    const renewBefore = sentAt + 2 * this.heartbeatMs;
+    const ids: string[] = [];
+    for (const [id, h] of this.held) if (h.leaseValidUntil < renewBefore) ids.push(id);
+    if (!ids.length) return ids;
     try {
       // Rows another transaction had locked are renewed on the next heartbeat; their lease stays as it was.
       const skipped = new Set(await renewLeases(this.pool, this.workerId, ids, this.leaseSeconds));
@@ -83,6 +99,7 @@ export class Leases {
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'cannot renew leases; retrying on the next heartbeat');
     }
+    return ids;
   }
 
   /** Rows held and not in a provider call (what a graceful stop hands back first). */

@@ -437,7 +437,8 @@ export interface ClaimedRow extends Pick<DeploymentRow, (typeof CLAIMED_COLUMNS)
 
 /**
  * Claims up to `limit` deployments due before `now() + horizonMs` that no live process owns,
- * leasing them to `owner` for `leaseSeconds`. A scheduled deployment whose app already has a
+ * leasing them to `owner` for `leaseSeconds` past their due time (or past now, if that is later).
+ * A scheduled deployment whose app already has a
  * deployment running (or an earlier one still pending, or a rollback in progress) is not leased:
  * it is "blocked" and looked at again a second later, so two deployments of one app never run at
  * once and the later waits. Rows due for their rollback (final, rollback pending or running) are
@@ -467,7 +468,9 @@ export async function claimDue(db: Queryable, owner: string, horizonMs: number, 
      )
      UPDATE deployments d
         SET lease_owner = CASE WHEN cand.blocked THEN NULL ELSE $1 END,
-            lease_until = CASE WHEN cand.blocked THEN NULL ELSE now() + make_interval(secs => $3) END,
+            -- A row claimed ahead of its instant is leased until the instant plus the lease: the
+            -- heartbeat need not renew a burst's 50,000 leases while it fires (leases.ts).
+            lease_until = CASE WHEN cand.blocked THEN NULL ELSE GREATEST(now(), d.due_at) + make_interval(secs => $3) END,
             due_at = CASE WHEN cand.blocked THEN GREATEST(d.due_at, now() + interval '1 second') ELSE d.due_at END
        FROM cand, apps a
       WHERE d.id = cand.id AND a.id = d.app_id
@@ -537,16 +540,18 @@ export async function releaseLeases(db: Queryable, owner: string, ids: string[])
 }
 
 /**
- * scheduled → running for the deployments this process leased (one statement for a batch).
+ * scheduled → running for the deployments this process leased (one statement for a batch), their
+ * leases renewed for `leaseSeconds` on the way (the heartbeat then has nothing to renew for them).
  * Returns the ids that moved; one missing was canceled or taken over meanwhile and must not run.
  */
-export async function markRunning(db: Queryable, owner: string, ids: string[]): Promise<string[]> {
+export async function markRunning(db: Queryable, owner: string, ids: string[], leaseSeconds: number): Promise<string[]> {
   if (ids.length === 0) return [];
   const r = await db.query<{ id: string }>(
-    `UPDATE deployments SET state = 'running', phase = 'executing', attempts = 1, started_at = now(), updated_at = now()
+    `UPDATE deployments SET state = 'running', phase = 'executing', attempts = 1, started_at = now(), updated_at = now(),
+            lease_until = GREATEST(lease_until, now() + make_interval(secs => $3))
       WHERE id = ANY($2::uuid[]) AND lease_owner = $1 AND state = 'scheduled'
       RETURNING id`,
-    [owner, ids],
+    [owner, ids, leaseSeconds],
   );
   return r.rows.map((x) => x.id);
 }
