@@ -382,6 +382,8 @@ function send(url: URL, headers: Record<string, string>, body: string, parent: A
 /** Parsed webhook URLs by their text (a burst to one receiver parses its URL once); at most URL_CACHE_SIZE kept. */
 const URL_CACHE_SIZE = 1000;
 const urls = new Map<string, URL>();
+/** What a log line names of a parsed URL (origin and path; never its query, which may hold a token). */
+const logNames = new WeakMap<URL, string>();
 
 function parseUrl(text: string): URL | undefined {
   let url = urls.get(text);
@@ -393,6 +395,7 @@ function parseUrl(text: string): URL | undefined {
   }
   if (urls.size >= URL_CACHE_SIZE) urls.clear();
   urls.set(text, url);
+  logNames.set(url, `${url.origin}${url.pathname}`);
   return url;
 }
 
@@ -419,7 +422,7 @@ async function post(ctx: ProviderContext<WebhookTarget>): Promise<StepResult> {
   }
   const { status, retryAfter, text } = sent.answer;
   const excerpt = text.slice(0, LOG_EXCERPT_CHARS);
-  ctx.log(`POST ${url.origin}${url.pathname}${ctx.rollback ? ' (rollback)' : ''} → ${status}${excerpt ? `: ${excerpt}` : ''}`);
+  ctx.log(`POST ${logNames.get(url)}${ctx.rollback ? ' (rollback)' : ''} → ${status}${excerpt ? `: ${excerpt}` : ''}`);
   if (status >= 200 && status < 300) {
     return { kind: 'succeeded', message: `${what} answered ${status}`, ref: ctx.rollback ? { status } : { changed: true } };
   }

@@ -17,7 +17,7 @@ import { dependencyVerdict, type DeploymentState } from '../core/state.ts';
 import { inTransaction } from '../db/pool.ts';
 import { deferDeployment, dependencyStates, markAttempt, markRunning } from '../db/sql/deployments.ts';
 import { insertEvents } from '../db/sql/events.ts';
-import { fireLag, providerCallDuration } from '../observability/metrics.ts';
+import { fireLag } from '../observability/metrics.ts';
 import { providerFor } from '../providers/index.ts';
 import type { Provider, ProviderContext, StepResult } from '../providers/types.ts';
 import type { DbClock } from './clock.ts';
@@ -351,6 +351,7 @@ export class Burst {
     const lines: string[] = [];
     let result: StepResult;
     let secrets: string[] = [];
+    let took: CallOutcome['took'];
     const t0 = performance.now();
     if (!provider) {
       result = { kind: 'failed', error: `no provider for target type "${String(row.target.type)}"` };
@@ -372,16 +373,28 @@ export class Burst {
           credentials: resolved.credentials,
           ref: (row.provider_ref as ProviderContext['ref']) ?? null,
           signal: this.run.signal,
-          log: (line) => lines.push(`${new Date().toISOString()} ${line}\n`),
+          log: (line) => lines.push(`${isoNow()} ${line}\n`),
         };
         const p = provider as Provider;
         result = await (kind === 'start' ? p.start(ctx) : kind === 'poll' ? p.poll!(ctx) : p.recover!(ctx));
       } catch (err) {
         result = { kind: 'retry', error: (err as Error).message || String(err) };
       }
-      providerCallDuration.observe({ provider: provider.type, outcome: result.kind }, (performance.now() - t0) / 1000);
+      // Observed when the outcome is applied (Outcomes.settle): for a burst's calls, after the sends.
+      took = { provider: provider.type, seconds: (performance.now() - t0) / 1000 };
     }
-    return { result, lines, secrets };
+    return { result, lines, secrets, took };
   }
 }
 
+let isoAt = 0;
+let isoText = '';
+/** The time now as ISO 8601 text, made once per millisecond (a burst logs a line per call, many in one ms). */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoAt) {
+    isoAt = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}

@@ -11,6 +11,7 @@ import { inTransaction } from '../db/pool.ts';
 import { appendLog, deferDeployment } from '../db/sql/deployments.ts';
 import { insertEvents } from '../db/sql/events.ts';
 import { deploymentLogger, type Logger } from '../observability/logger.ts';
+import { providerCallDuration } from '../observability/metrics.ts';
 import type { StepResult } from '../providers/types.ts';
 import type { DbClock } from './clock.ts';
 import type { Finisher } from './finisher.ts';
@@ -38,8 +39,9 @@ export class Outcomes {
    * when the call was made before that write (a burst's webhooks); a row not among them was
    * canceled or taken over meanwhile and is let go.
    */
-  async settle(h: Held, { result, lines, secrets }: CallOutcome, marked?: Set<string>): Promise<void> {
+  async settle(h: Held, { result, lines, secrets, took }: CallOutcome, marked?: Set<string>): Promise<void> {
     const row = h.row;
+    if (took) providerCallDuration.observe({ provider: took.provider, outcome: result.kind }, took.seconds);
     if (marked) {
       if (!marked.has(row.id)) {
         this.run.o.logger.warn({ deployment_id: row.id }, 'deployment was canceled or taken over while its webhook was sent');

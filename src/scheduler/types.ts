@@ -63,6 +63,8 @@ export interface CallOutcome {
   result: StepResult;
   lines: string[];
   secrets: string[];
+  /** The provider called and how long the call took (s), for providerCallDuration once the outcome is applied. */
+  took?: { provider: string; seconds: number };
 }
 
 /** Process-wide facts of one scheduler, given to each of its parts. */
