@@ -38,12 +38,34 @@ const DEPENDENCY_RECHECK_MS = 1000;
 const MARK_CHUNK = 2000;
 
 /**
- * How long the writes of a burst may wait for its calls to be answered: long enough for a
- * 10,000-webhook burst on a small machine, short enough that a hanging receiver does not hold
- * the scheduled → running write for long (the lease covers the wait either way).
+ * How long the writes of a burst may wait for its calls to be answered: 1 s plus 0.5 ms per call,
+ * at most QUIET_MAX_MS (50,000 calls to one receiver take 5–8 s on 2 cores; with the writes
+ * started at 5 s they competed with the last calls). A receiver that stops answering ends the
+ * wait sooner: QUIET_STALL_MS without an answer. The lease covers the wait either way (a burst
+ * claimed ahead is leased until its instant plus the lease, 30 s by default).
  */
 function quietWindowMs(calls: number): number {
-  return Math.min(5000, 1000 + calls / 2);
+  return Math.min(QUIET_MAX_MS, 1000 + calls / 2);
+}
+const QUIET_MAX_MS = 20_000;
+const QUIET_STALL_MS = 1000;
+
+/**
+ * Resolves when `done` does, when `stallMs` pass without an answer (`lastAnswerAt`, a
+ * performance.now() time, starting from now), or after `limitMs`, whichever comes first.
+ */
+export function quietWindow(done: Promise<unknown>, lastAnswerAt: () => number, limitMs: number, stallMs: number): Promise<void> {
+  const from = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  return new Promise<void>((resolve) => {
+    const check = () => {
+      const now = performance.now();
+      if (now - Math.max(from, lastAnswerAt()) >= stallMs || now - from >= limitMs) resolve();
+      else timer = setTimeout(check, stallMs / 4);
+    };
+    timer = setTimeout(check, stallMs / 4);
+    void done.then(() => resolve(), () => resolve());
+  }).finally(() => clearTimeout(timer));
 }
 
 export class Burst {
@@ -224,9 +246,8 @@ export class Burst {
     let answered = 0;
     let allAnswered!: () => void;
     const done = new Promise<void>((r) => { allAnswered = r; });
-    let quietTimer: NodeJS.Timeout | undefined;
-    const quiet = Promise.race([done, new Promise<void>((r) => { quietTimer = setTimeout(r, quietWindowMs(n)); })])
-      .finally(() => clearTimeout(quietTimer));
+    let lastAnswerAt = performance.now();
+    const quiet = quietWindow(done, () => lastAnswerAt, quietWindowMs(n), QUIET_STALL_MS);
     this.finisher.holdUntil(quiet);
     const marked = quiet
       .then(() => {
@@ -263,6 +284,7 @@ export class Burst {
       lags[i] = Math.max(0, this.clock.dbNow() - h.row.run_at.getTime()) / 1000;
       made++;
       void this.call(h, 'start').then((outcome) => {
+        lastAnswerAt = performance.now();
         if (lane.next < lane.members.length) start(lane);
         if (waiting) waiting[i] = outcome;
         else this.run.track(this.outcomes.settle(h, outcome, markedIds));
