@@ -36,6 +36,8 @@ const DEPENDENCY_RECHECK_MS = 1000;
  * its parameters, events and answer all at once (tens of MB at the burst's peak).
  */
 const MARK_CHUNK = 2000;
+/** A burst's answered calls are applied this many at a time, as the finisher makes room for them. */
+const SETTLE_CHUNK = 1000;
 
 /**
  * How long the writes of a burst may wait for its calls to be answered: 1 s plus 0.5 ms per call,
@@ -261,7 +263,16 @@ export class Burst {
         markedIds = ids;
         const kept = waiting!;
         waiting = undefined;
-        for (let i = 0; i < n; i++) if (kept[i]) this.run.track(this.outcomes.settle(webhooks[i], kept[i]!, ids));
+        // Applied as the finisher makes room (SETTLE_CHUNK at a time), not 50,000 at once.
+        this.run.track((async () => {
+          for (let i = 0; i < n; i++) {
+            if (!kept[i]) continue;
+            this.run.track(this.outcomes.settle(webhooks[i], kept[i]!, ids));
+            kept[i] = undefined;
+            // One batch being written and the next one ready.
+            if (i % SETTLE_CHUNK === SETTLE_CHUNK - 1) await this.finisher.roomFor(2 * SETTLE_CHUNK);
+          }
+        })());
       });
 
     interface Lane { next: number; members: number[]; width: number }
