@@ -59,8 +59,13 @@ async function waitForDatabase(pool: Pool, logger: Logger, timeoutMs = 60_000): 
   }
 }
 
+const NO_SECRETS: readonly string[] = Object.freeze([]);
+
 export function makeTargetResolver(pool: Pool, box: SecretBox): TargetResolver {
   return async (row) => {
+    // Nothing to add (no secret, no stored credentials): the row's own target, not a copy per row
+    // (a burst holds 50,000 resolved targets from claim to call).
+    if (!row.target_secret && typeof row.target.credentials !== 'string') return { target: row.target, secrets: NO_SECRETS };
     const target = { ...row.target };
     const secrets: string[] = [];
     if (row.target_secret) {

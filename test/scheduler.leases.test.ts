@@ -1,5 +1,5 @@
 /**
- * Leases and their renewal.
+ * Claims, leases and their renewal.
  * - The heartbeat's lease renewal never waits for a row another transaction has locked (the
  *   finisher's or the running writes of a large burst, a cancel): it renews the others, answers
  *   the ones it skipped, and renews them once free. Waiting, it deadlocked with the finisher at
@@ -7,6 +7,8 @@
  * - A row claimed ahead of its instant is leased until the instant plus the lease, the scheduled →
  *   running write renews it, and the heartbeat renews only leases with less than two heartbeats
  *   left: renewing a burst's 50,000 leases while it fired took the database 3.5 s of a core.
+ * - The rows of one claim share one object per equal instant, text and target: a burst holds
+ *   50,000 of them from claim to call, and a Date per field per row took 19 MB of them.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -115,5 +117,38 @@ describe('leases of rows claimed ahead of their instant', () => {
     for (const id of [ids[1], ids[2]]) assert.ok(leases.get(id)!.leaseValidUntil >= now + 29_000, 'renewed locally too');
     assert.equal(leases.get(ids[0])!.leaseValidUntil, now + 25_000, 'left as it was');
     assert.deepEqual(await leases.renew(), [], 'nothing left to renew');
+  });
+});
+
+describe('claimDue', () => {
+  it('the rows of one claim share one Date per instant, one string per team and state, one target per distinct target', async () => {
+    const team = (await db.pool.query(`INSERT INTO teams (name) VALUES ('shared') RETURNING id`)).rows[0].id as string;
+    const apps: string[] = [];
+    for (const [name, url] of [['s0', 'http://127.0.0.1:9/a'], ['s1', 'http://127.0.0.1:9/a'], ['s2', 'http://127.0.0.1:9/b']]) {
+      apps.push((await db.pool.query(`INSERT INTO apps (team_id, name, target) VALUES ($1, $2, jsonb_build_object('type', 'webhook', 'url', $3::text)) RETURNING id`,
+        [team, name, url])).rows[0].id as string);
+    }
+    await db.pool.query(
+      `INSERT INTO deployments (team_id, app_id, run_at, timezone, local_year, local_month, local_day, local_hour, local_minute, local_second,
+          utc_offset, disambiguation, expires_after_seconds, expires_at, due_at)
+       SELECT $1, a, date_trunc('second', now()) + interval '5 seconds', 'UTC', 2030, 1, 1, 0, 0, 0, '+00:00', 'earlier', 3600,
+              date_trunc('second', now()) + interval '1 hour 5 seconds', date_trunc('second', now()) + interval '5 seconds'
+         FROM unnest($2::uuid[]) a`,
+      [team, apps],
+    );
+    const rows = (await claimDue(db.pool, 'me', 30_000, 30, 10)).filter((r) => r.team_id === team);
+    assert.equal(rows.length, 3);
+    const [a, b, c] = apps.map((id) => rows.find((r) => r.app_id === id)!);
+    // Equal values, one object (the values themselves are what pg answered).
+    assert.equal(a.run_at, b.run_at);
+    assert.equal(a.run_at, c.due_at, 'due_at and run_at of the same instant: one Date');
+    assert.equal(a.expires_at, c.expires_at);
+    assert.equal(a.db_now, c.db_now);
+    assert.equal(a.run_at.getTime() + 3600_000, a.expires_at.getTime());
+    assert.deepEqual(a.target, { type: 'webhook', url: 'http://127.0.0.1:9/a' });
+    assert.equal(a.target, b.target, 'equal targets: one object');
+    assert.notEqual(a.target, c.target);
+    assert.deepEqual(c.target, { type: 'webhook', url: 'http://127.0.0.1:9/b' });
+    await db.pool.query(`DELETE FROM deployments WHERE team_id = $1`, [team]);
   });
 });

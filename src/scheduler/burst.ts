@@ -160,8 +160,9 @@ export class Burst {
     const stale: Held[] = [];
     const verdicts = new Map<Held, GateVerdict>();
     for (const h of hs) {
-      if (h.gate && h.gate.epoch === epoch && h.gate.verdict !== undefined) {
-        if (h.gate.verdict) verdicts.set(h, h.gate.verdict);
+      if (h.gate?.verdicts && h.gate.epoch === epoch) {
+        const v = h.gate.verdicts.get(h.row.id);
+        if (v) verdicts.set(h, v);
       } else stale.push(h);
     }
     if (stale.length) {
@@ -383,7 +384,7 @@ export class Burst {
     const provider = providerFor(String(row.target.type));
     const lines: string[] = [];
     let result: StepResult;
-    let secrets: string[] = [];
+    let secrets: readonly string[] = [];
     let took: CallOutcome['took'];
     const t0 = performance.now();
     if (!provider) {

@@ -56,7 +56,7 @@ export class Outcomes {
     await this.apply(h, result, redactAll(lines.join(''), secrets), secrets);
   }
 
-  private async apply(h: Held, result: StepResult, log: string, secrets: string[]): Promise<void> {
+  private async apply(h: Held, result: StepResult, log: string, secrets: readonly string[]): Promise<void> {
     const row = h.row;
     const { pool, workerId } = this.run.o;
     if (result.kind === 'succeeded') return this.end(h, 'succeeded', null, log, result.ref ?? null, result.message);
@@ -121,7 +121,7 @@ export class Outcomes {
   }
 }
 
-export function redactAll(text: string, secrets: string[]): string {
+export function redactAll(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
   return out;

@@ -60,7 +60,7 @@ export class Rollbacks {
     const log = (line: string) => lines.push(`${new Date().toISOString()} rollback: ${line}\n`);
     const provider = providerFor(String(row.target.type)) as Provider | undefined;
     let result: StepResult;
-    let secrets: string[] = [];
+    let secrets: readonly string[] = [];
     if (!provider?.rollback || (polling && !provider.pollRollback)) {
       result = { kind: 'failed', error: `the ${String(row.target.type)} provider cannot roll back`, ref: { [NOT_POSSIBLE_REF_KEY]: true } };
     } else {
@@ -95,7 +95,7 @@ export class Rollbacks {
     await this.apply(h, result, redactAll(lines.join(''), secrets), secrets, startedAt);
   }
 
-  private async apply(h: Held, result: StepResult, log: string, secrets: string[], startedAt: Date | null): Promise<void> {
+  private async apply(h: Held, result: StepResult, log: string, secrets: readonly string[], startedAt: Date | null): Promise<void> {
     const row = h.row;
     const { pool, workerId } = this.run.o;
     if (result.kind === 'succeeded') {

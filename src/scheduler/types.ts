@@ -33,7 +33,7 @@ export interface SchedulerOptions {
 export interface Resolved {
   target: Record<string, unknown>;
   credentials?: Credentials;
-  secrets: string[];
+  secrets: readonly string[];
 }
 
 /** A row this process has claimed (leased), from the claim until it is handed back or ended. */
@@ -46,23 +46,24 @@ export interface Held {
   slot?: number;
   /** Its target, resolved at claim time so that nothing is left to do at the instant but the call. */
   resolved?: Resolved;
-  /** The fire gates' verdict, checked at claim time (gates.ts); re-checked at the instant if stale. */
+  /** The fire gates' verdicts for its claimed batch, checked at claim time (gates.ts); re-checked at the instant if stale. */
   gate?: GateCheck;
 }
 
+/** The fire gates' claim-time check of one claimed batch, shared by its rows (one object per batch, not per row). */
 export interface GateCheck {
   /** The gate epoch (changes announced on GATES_CHANNEL) the check saw. */
   epoch: number;
-  /** Settles when the verdict is known; never rejects (a failed check leaves `verdict` undefined). */
+  /** Settles when the verdicts are known; never rejects (a failed check leaves `verdicts` undefined). */
   done: Promise<void>;
-  /** null: may run; a verdict: must not; undefined: not known (pending or failed). */
-  verdict?: GateVerdict | null;
+  /** By row id, the rows a gate stopped (a row not in it may run); undefined: not known (pending or failed). */
+  verdicts?: ReadonlyMap<string, GateVerdict>;
 }
 
 export interface CallOutcome {
   result: StepResult;
   lines: string[];
-  secrets: string[];
+  secrets: readonly string[];
   /** The provider called and how long the call took (s), for providerCallDuration once the outcome is applied. */
   took?: { provider: string; seconds: number };
 }

@@ -52,7 +52,7 @@ export interface ScheduleInput extends TimeInput {
 
 /** Decrypts what a provider needs to act on an app (used to cancel an in-flight rollout). */
 export type TargetResolver = (row: { team_id: string; target: Record<string, unknown>; target_secret: Buffer | null }) =>
-  Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: string[] }>;
+  Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: readonly string[] }>;
 
 type DeploymentOut = ReturnType<typeof toApiBase>;
 type Approvals = ReadonlyMap<string, ApprovalSummary>;
@@ -487,7 +487,7 @@ async function recallRunning(pool: Pool, actor: User, row: DeploymentRow, resolv
   if (typeof leased === 'string') throw new ConflictError('already_final', `the deployment already ended: ${leased}`);
   const ref = (leased.provider_ref ?? row.provider_ref) as ProviderContext['ref'];
   const release = () => clearLease(pool, row.id, owner);
-  let secrets: string[] = [];
+  let secrets: readonly string[] = [];
   try {
     const resolved = await resolveTarget({ team_id: row.team_id, ...app.rows[0] });
     secrets = resolved.secrets;
