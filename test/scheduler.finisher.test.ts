@@ -39,6 +39,16 @@ describe('Finisher.roomFor', () => {
     await f.close();
   });
 
+  it('a wait begun while a burst holds the writes ends when the finisher closes', { timeout: 10_000 }, async () => {
+    const f = new Finisher(db.pool, createLogger('silent'));
+    f.holdUntil(new Promise<void>(() => {}));
+    for (let i = 0; i < 3; i++) f.add({ id: randomUUID(), state: 'succeeded', error: null, log: '', ref: null }, 'succeeded', () => {});
+    const waiting = f.roomFor(1);
+    await new Promise((r) => setTimeout(r, 50));
+    await f.close();
+    await waiting;
+  });
+
   it('does not wait once closing', async () => {
     const f = new Finisher(db.pool, createLogger('silent'));
     f.holdUntil(new Promise<void>(() => {}));

@@ -89,7 +89,7 @@ export class Burst {
     for (const h of group) {
       if (this.run.stopping || !this.leases.isCurrent(h)) continue;
       // Our lease may have lapsed (the process stalled): another process may own the row now.
-      if (this.clock.localNow() > h.leaseValidUntil - 1000) {
+      if (this.leases.lapsing(h)) {
         this.leases.drop(h.row.id);
         lapsed.push(h.row.id);
         continue;
@@ -344,7 +344,7 @@ export class Burst {
             return changed;
           });
           for (const id of ids) out.add(id);
-          for (const h of held) if (out.has(h.row.id)) h.leaseValidUntil = Math.max(h.leaseValidUntil, sentAt + leaseSeconds * 1000);
+          for (const h of held) if (out.has(h.row.id)) this.leases.renewed(h, sentAt);
           break;
         } catch (err) {
           // The database is away: webhooks already went out; keep trying while our leases hold.

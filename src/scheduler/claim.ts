@@ -131,10 +131,8 @@ export class Claimer {
       for (const row of rows) {
         if (row.blocked) continue;
         claimedAny = true;
-        // Leased until its due time plus the lease (claimDue); measured from when the claim was
-        // sent, so the local figure never runs past the database's.
-        const ahead = Math.max(0, row.due_at!.getTime() - row.db_now.getTime());
-        const h = this.hold(row, sentAt + ahead + leaseSeconds * 1000);
+        // Leased until its due time plus the lease (claimDue).
+        const h = this.hold(row, this.leases.validUntil(sentAt, row.due_at!.getTime() - row.db_now.getTime()));
         if (h) taken.push(h);
       }
       this.askGates(taken);

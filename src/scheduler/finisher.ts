@@ -30,6 +30,8 @@ export class Finisher {
   private readonly gates = new Set<Promise<unknown>>();
   /** Ends in the batch being written now. */
   private writing = 0;
+  /** roomFor callers waiting for the next write to start. */
+  private flushStarts: Array<() => void> = [];
 
   constructor(private readonly pool: Pool, private readonly logger: Logger) {}
 
@@ -49,8 +51,17 @@ export class Finisher {
    */
   async roomFor(n: number): Promise<void> {
     while (this.queue.length + this.writing >= n && !this.closed) {
-      await (this.flushing ?? new Promise((r) => setTimeout(r, LINGER_MS)));
+      // A write under way makes room when it ends; otherwise the next one to start will (after the
+      // linger, or once a burst's hold on the writes is over).
+      await (this.flushing ?? new Promise<void>((r) => this.flushStarts.push(r)));
     }
+  }
+
+  /** Wakes whoever waits for a write to start (roomFor). */
+  private flushStarted(): void {
+    const waiting = this.flushStarts;
+    this.flushStarts = [];
+    for (const r of waiting) r();
   }
 
   add(finish: Finish, message: string, done: () => void): void {
@@ -70,6 +81,7 @@ export class Finisher {
         this.flushing = null;
         if (this.queue.length) this.kick(0);
       });
+      this.flushStarted();
     }, delay);
   }
 
@@ -108,6 +120,7 @@ export class Finisher {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    this.flushStarted();
     while (this.flushing || this.queue.length) {
       if (this.flushing) await this.flushing;
       else this.flushing = this.flush().finally(() => { this.flushing = null; });

@@ -18,6 +18,9 @@ import type { DbClock } from './clock.ts';
 import type { Timers } from './timers.ts';
 import type { Held } from './types.ts';
 
+/** A lease this close to its end is treated as lapsed: not acted on, not written under. */
+const LAPSE_MARGIN_MS = 1000;
+
 export class Leases {
   private readonly held = new Map<string, Held>();
   private timer?: NodeJS.Timeout;
@@ -39,6 +42,26 @@ export class Leases {
   start(): void {
     this.timer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     void heartbeatProcess(this.pool, this.workerId).catch(() => {});
+  }
+
+  /**
+   * Until when (local clock) a lease is certainly valid when the statement that took or renewed it
+   * was sent at `sentAt` (local clock), leasing it `aheadMs` past the database's now (a row claimed
+   * ahead is leased until its due time plus the lease): measured from the send, never from the
+   * answer, so the local figure never runs past the database's.
+   */
+  validUntil(sentAt: number, aheadMs = 0): number {
+    return sentAt + Math.max(0, aheadMs) + this.leaseSeconds * 1000;
+  }
+
+  /** After a statement sent at `sentAt` renewed `h`'s lease: it holds at least that long (never shortened). */
+  renewed(h: Held, sentAt: number): void {
+    h.leaseValidUntil = Math.max(h.leaseValidUntil, this.validUntil(sentAt));
+  }
+
+  /** True once `h`'s lease is within LAPSE_MARGIN_MS of its end: another process may own the row by the time we act. */
+  lapsing(h: Held): boolean {
+    return this.clock.localNow() > h.leaseValidUntil - LAPSE_MARGIN_MS;
   }
 
   get(id: string): Held | undefined {
@@ -94,7 +117,7 @@ export class Leases {
       const skipped = new Set(await renewLeases(this.pool, this.workerId, ids, this.leaseSeconds));
       for (const id of ids) {
         const h = this.held.get(id);
-        if (h && !skipped.has(id)) h.leaseValidUntil = sentAt + this.leaseSeconds * 1000;
+        if (h && !skipped.has(id)) this.renewed(h, sentAt);
       }
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'cannot renew leases; retrying on the next heartbeat');

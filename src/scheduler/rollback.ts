@@ -157,7 +157,7 @@ export class Rollbacks {
         break;
       } catch (err) {
         // The database is away: keep trying while the lease holds; past it, another process redoes the step.
-        if (attempt > 20 || this.run.stopping || this.clock.localNow() > h.leaseValidUntil - 1000) {
+        if (attempt > 20 || this.run.stopping || this.leases.lapsing(h)) {
           this.run.o.logger.warn({ deployment_id: h.row.id, err: (err as Error).message }, 'cannot record the rollback\'s end; another process will look again');
           return this.leases.release(h);
         }
