@@ -196,12 +196,16 @@ const FREEZE_RELOADS = 3;
 /**
  * Scheduling statements under way at once per process; concurrent requests beyond these wait and
  * go together in the next statement, at most SCHEDULE_BATCH_MAX in one (decision 0014). Idle, a
- * request runs at once, alone. Measured on 2 cores, 50 clients, with a dependency: 1 in flight
- * 2,270 req/s (p99 38 ms), 2: 2,410 (37 ms), 3: 2,140 (44 ms), 4: 1,990 (44–54 ms), 8: 1,740
- * (50 ms); one statement per request before: 1,400 req/s (60 ms). Two also leave most of the
- * default pool (SHIPCLOCK_DB_POOL_SIZE, 10) to the rest of the API.
+ * request runs at once, alone. Measured on 2 cores, 50 clients, with a dependency, on a fast day:
+ * 1 in flight 2,270 req/s (p99 38 ms), 2: 2,410 (37 ms), 3: 2,140 (44 ms), 4: 1,990 (44–54 ms),
+ * 8: 1,740 (50 ms); one statement per request before: 1,400 req/s (60 ms). On a slower day (the
+ * same code 30 % slower), four interleaved pairs: 1 in flight p99 49.5–53.4 ms and 379–420 µs of
+ * PostgreSQL CPU per request, 2 in flight 53.8–72.4 ms and 439–552 µs: fuller statements cost
+ * the database less per request, which counts once it is the bottleneck. One also leaves the
+ * default pool (SHIPCLOCK_DB_POOL_SIZE, 10) to the rest of the API. The price: a statement that
+ * waits (for an app row another transaction updates) holds up this process's schedulings that long.
  */
-export const SCHEDULE_STATEMENTS_IN_FLIGHT = 2;
+export const SCHEDULE_STATEMENTS_IN_FLIGHT = 1;
 /** The most scheduling requests one statement carries. */
 export const SCHEDULE_BATCH_MAX = 100;
 
