@@ -54,7 +54,7 @@ export interface ScheduleInput extends TimeInput {
 export type TargetResolver = (row: { team_id: string; target: Record<string, unknown>; target_secret: Buffer | null }) =>
   Promise<{ target: Record<string, unknown>; credentials?: Credentials; secrets: readonly string[] }>;
 
-type DeploymentOut = ReturnType<typeof toApiBase>;
+type DeploymentOut = Omit<ReturnType<typeof toApiBase<null>>, 'dependency'>;
 type Approvals = ReadonlyMap<string, ApprovalSummary>;
 
 /** The `approval` of a representation: null when it needs none; pending with none given when not looked up (just scheduled). */
@@ -63,7 +63,7 @@ function approvalOf(r: ApiRow, approvals?: Approvals): ApprovalSummary | null {
   return approvals?.get(r.id) ?? { required: r.approval_required, approvals: [], rejection: null, status: 'pending' };
 }
 
-function toApiBase(r: ApiRow, approvals?: Approvals) {
+function toApiBase<D>(r: ApiRow, approvals: Approvals | undefined, dependency: D) {
   return {
     id: r.id,
     app: { id: r.app_id, name: r.app_name },
@@ -85,6 +85,7 @@ function toApiBase(r: ApiRow, approvals?: Approvals) {
     freeze_override: r.freeze_override ?? null,
     rollback: rollbackOut(r),
     approval: approvalOf(r, approvals),
+    dependency,
   };
 }
 
@@ -101,7 +102,8 @@ export function rollbackOut(r: Pick<ApiRow, 'rollback_state' | 'rollback_ref' | 
 }
 
 export function toApi(r: ApiRow, dep: ApiRow | null, approvals?: Approvals): DeploymentOut & { dependency: (DeploymentOut & { dependency: null }) | null } {
-  return { ...toApiBase(r, approvals), dependency: dep ? { ...toApiBase(dep, approvals), dependency: null } : null };
+  // Built in one literal each (no spread: copying 20 fields per row showed in the API's profile).
+  return toApiBase(r, approvals, dep ? toApiBase(dep, approvals, null) : null);
 }
 
 async function dbNow(db: Queryable): Promise<number> {
