@@ -3,19 +3,13 @@
  * hold: an expired token is refused even when seen before, and a deleted user or a changed role
  * takes effect within USER_CACHE_MS.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { useTestDatabase } from './helpers/db.ts';
 import { AuthService, hashPassword, USER_CACHE_MS } from '../src/services/auth.ts';
 import { UnauthorizedError } from '../src/core/errors.ts';
 
-let db: TestDatabase;
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  await db.drop();
-});
+const db = useTestDatabase();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

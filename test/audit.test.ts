@@ -2,20 +2,14 @@
  * The audit log: entries written in the caller's transaction, secrets masked, listed newest
  * first per team with keyset pagination.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { useTestDatabase } from './helpers/db.ts';
 import { inTransaction } from '../src/db/pool.ts';
 import { recordAudit, scrubSecrets } from '../src/audit/record.ts';
 import { listAudit } from '../src/db/sql/audit.ts';
 
-let db: TestDatabase;
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  await db.drop();
-});
+const db = useTestDatabase();
 
 async function team(name: string) {
   const id = (await db.pool.query(`INSERT INTO teams (name) VALUES ($1) RETURNING id`, [name])).rows[0].id as string;

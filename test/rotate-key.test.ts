@@ -1,20 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { useTestDatabase } from './helpers/db.ts';
 import { SecretBox } from '../src/secrets/box.ts';
 import { rotateKeyCommand, rotateSecrets, RotationError } from '../src/secrets/rotate.ts';
 
-let db: TestDatabase;
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  await db.drop();
-});
+const db = useTestDatabase();
 
 async function seed(box: SecretBox) {
   const team = (await db.pool.query(`INSERT INTO teams (name) VALUES ('k') RETURNING id`)).rows[0].id;

@@ -2,20 +2,14 @@
  * The finisher's back-pressure: a burst hands its answered calls over as the writes make room
  * (Finisher.roomFor), so 50,000 outcomes are never all pending at once.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { useTestDatabase } from './helpers/db.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { Finisher } from '../src/scheduler/finisher.ts';
 
-let db: TestDatabase;
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  await db.drop();
-});
+const db = useTestDatabase();
 
 describe('Finisher.roomFor', () => {
   it('waits while the queue is full (held by a burst in flight) and resolves once the writes made room', async () => {

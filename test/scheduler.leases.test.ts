@@ -10,10 +10,10 @@
  * - The rows of one claim share one object per equal instant, text and target: a burst holds
  *   50,000 of them from claim to call, and a Date per field per row took 19 MB of them.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { useTestDatabase } from './helpers/db.ts';
 import { claimDue, markRunning, renewLeases } from '../src/db/sql/deployments.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { DbClock } from '../src/scheduler/clock.ts';
@@ -21,13 +21,7 @@ import { Leases } from '../src/scheduler/leases.ts';
 import { Timers } from '../src/scheduler/timers.ts';
 import type { ClaimedRow } from '../src/db/sql/deployments.ts';
 
-let db: TestDatabase;
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  await db.drop();
-});
+const db = useTestDatabase();
 
 describe('renewLeases', () => {
   it('skips the rows another transaction holds, renews the rest, and renews the skipped once they are free', { timeout: 20_000 }, async () => {

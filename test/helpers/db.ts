@@ -11,6 +11,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
@@ -92,5 +93,29 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
     },
+  };
+}
+
+/**
+ * A fresh database for the file (or suite) that calls this: made in a `before` hook, dropped in an
+ * `after` hook. What it answers reads the database made, from the `before` hook on.
+ */
+export function useTestDatabase(opts: { migrate?: boolean } = {}): TestDatabase {
+  let db: TestDatabase | undefined;
+  before(async () => {
+    db = await createTestDatabase(opts);
+  });
+  after(async () => {
+    await db?.drop();
+  });
+  const made = (): TestDatabase => {
+    if (!db) throw new Error('the test database is made in a before hook: use it in tests and hooks');
+    return db;
+  };
+  return {
+    get url() { return made().url; },
+    get name() { return made().name; },
+    get pool() { return made().pool; },
+    drop: () => made().drop(),
   };
 }
