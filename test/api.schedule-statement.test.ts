@@ -154,6 +154,10 @@ describe('scheduling with a dependency in one statement', () => {
     const announced = notes.filter((n) => n.channel === EVENTS_CHANNEL).flatMap((n) => readEventsPayload(n.payload));
     assert.deepEqual(announced.map((e) => e.id).sort(), [out.id, dep.id].sort());
     assert.ok(announced.every((e) => e.state === 'scheduled' && e.team_id === t.id));
+    // Each announced event says the time its stored event has.
+    const storedAt = new Map((await db.pool.query(`SELECT deployment_id, at FROM deployment_events WHERE team_id = $1`, [t.id])).rows
+      .map((r) => [r.deployment_id as string, (r.at as Date).getTime()]));
+    for (const e of announced) assert.equal(Date.parse(String(e.at)), storedAt.get(e.id), `the announced time of ${e.id}'s event`);
     // "Became due" for the earlier of the two instants (the dependency's).
     assert.deepEqual(notes.filter((n) => n.channel === DUE_CHANNEL).map((n) => n.payload), [new Date(when.ms - 60_000).toISOString()]);
   });

@@ -247,12 +247,13 @@ export async function insertScheduledMany(db: Queryable, list: readonly Schedule
        -- From the rows to write, not from ins: the planner takes these CTEs for a row or two and
        -- joins them in nested loops, which over ins cost time quadratic in the requests grouped
        -- (100 x 100 at 50 requests). The foreign key to the rows is checked at the end of the statement.
-       INSERT INTO deployment_events (deployment_id, team_id, state, message)
+       -- Their time is the statement's clock, which the answer's event payloads below say too.
+       INSERT INTO deployment_events (deployment_id, team_id, state, message, at)
        SELECT r.id, req.team_id, 'scheduled',
-              CASE WHEN r.role = 'dependency' THEN 'scheduled as the dependency of ' || r.main_id ELSE 'scheduled' END || COALESCE(req.override_note, '')
-         FROM rows r JOIN req ON req.i = r.i
+              CASE WHEN r.role = 'dependency' THEN 'scheduled as the dependency of ' || r.main_id ELSE 'scheduled' END || COALESCE(req.override_note, ''),
+              now.now
+         FROM rows r JOIN req ON req.i = r.i CROSS JOIN now
         ORDER BY r.i, r.role DESC
-       RETURNING deployment_id, team_id, state, at
      ), audit AS (
        -- The override's entry first (as recordOverride wrote it), then the creation.
        INSERT INTO audit_log (team_id, actor_id, action, target_id, details)
@@ -283,12 +284,14 @@ export async function insertScheduledMany(db: Queryable, list: readonly Schedule
      )
      SELECT req.i, now.now AS db_now, app.name AS found_app, dep.name AS found_dependency, fz.stamp AS freeze_stamp,
             (SELECT count(*) FROM due) AS notified_due,
-            ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, x.app_name, x.role, ${eventPayloadSql('ev', 'ins')} AS event
+            ${API_COLUMNS.map((c) => `ins.${c}`).join(', ')}, x.app_name, x.role, ${eventPayloadSql('e', 'ins')} AS event
        FROM req CROSS JOIN now
        LEFT JOIN app ON app.i = req.i
        LEFT JOIN dep ON dep.i = req.i
        LEFT JOIN fz ON fz.team_id = req.team_id
-       LEFT JOIN (rows x JOIN ins ON ins.id = x.id JOIN ev ON ev.deployment_id = ins.id) ON x.i = req.i
+       LEFT JOIN (rows x JOIN ins ON ins.id = x.id) ON x.i = req.i
+       -- The 'scheduled' event ev wrote for the row (not joined back: another nested loop over ev).
+       LEFT JOIN LATERAL (SELECT ins.id AS deployment_id, ins.team_id, 'scheduled'::text AS state, now.now AS at) e ON ins.id IS NOT NULL
       ORDER BY req.i, x.role DESC`,
     values: [JSON.stringify(requests)],
   });
