@@ -199,8 +199,9 @@ export class Claimer {
     if (!hasGates()) return;
     const scheduled = taken.filter((h) => h.row.state === 'scheduled');
     if (!scheduled.length) return;
-    const g: GateCheck = { epoch: this.gateEpoch(), done: Promise.resolve() };
-    g.done = checkGates(this.run.o.pool, scheduled.map((h) => h.row)).then((v) => { g.verdicts = v; }, () => {});
+    const g: GateCheck = { epoch: this.gateEpoch() };
+    // A failed check leaves the verdicts unknown: the instant checks those rows again (passGates).
+    void checkGates(this.run.o.pool, scheduled.map((h) => h.row)).then((v) => { g.verdicts = v; }, () => {});
     for (const h of scheduled) h.gate = g;
   }
 }

@@ -54,8 +54,6 @@ export interface Held {
 export interface GateCheck {
   /** The gate epoch (changes announced on GATES_CHANNEL) the check saw. */
   epoch: number;
-  /** Settles when the verdicts are known; never rejects (a failed check leaves `verdicts` undefined). */
-  done: Promise<void>;
   /** By row id, the rows a gate stopped (a row not in it may run); undefined: not known (pending or failed). */
   verdicts?: ReadonlyMap<string, GateVerdict>;
 }
